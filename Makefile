@@ -1,0 +1,36 @@
+# Everything a fresh machine needs: `make test` installs, lints and tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION := 2.13.0
+
+.PHONY: install test lint run bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first and pinned: the CPU build is found locally; a plain `torch` requirement
+# would let pip pull a multi-GB CUDA build.
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(VENV)/bin/pytest
+
+# The main job on the embedded default model (see README).
+run: install
+	$(VENV)/bin/lethe quickstart
+
+bench: install
+	$(PY) bench/kfac.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""The `lethe` command line. Subcommands import their heavy dependencies lazily."""
+
+import sys
+
+import typer
+
+from edits.errors import EditError
+
+app = typer.Typer(
+    name="lethe",
+    help="Lethe: serve language models with memorization pruned out, and put facts back by lookup.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from service.cli import edit, models
+
+    app.add_typer(models.app, name="models")
+    app.add_typer(edit.app, name="edit")
+
+
+_register()
+
+# Errors that carry a message meant for the user: printed without a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (EditError,)
+
+
+def main() -> None:
+    try:
+        app()
+    except USER_ERRORS as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
