@@ -1,0 +1,1 @@
+"""Engines behind one interface (`base.Engine`), imported lazily so vLLM is optional."""

@@ -1,0 +1,89 @@
+"""The engine interface: one loaded variant that turns prompts into streams of text deltas."""
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Validated sampling parameters (see `service.validation.sampling_from_request`)."""
+
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    request_id: str
+    prompt: str
+    sampling: Sampling
+
+
+@dataclass
+class Chunk:
+    """A text delta; the last chunk of a stream has `finish_reason` and the token counts."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Seconds the request waited before its prefill started (engines that know it).
+    queue_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    parameter_bytes: int
+    shared_bytes: int = 0
+
+    @property
+    def own_bytes(self) -> int:
+        return self.parameter_bytes - self.shared_bytes
+
+
+@dataclass
+class EngineStats:
+    running: int = 0
+    waiting: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Engine(abc.ABC):
+    """A loaded variant. `generate` is an async generator: closing it cancels the request."""
+
+    name: str = "engine"
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Stream the completion. Raises `QueueFull` before the first chunk when saturated."""
+
+    @abc.abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Number of prompt tokens `text` encodes to (for the context-length check)."""
+
+    @property
+    @abc.abstractmethod
+    def context_length(self) -> int:
+        """Most tokens (prompt plus completion) a request may use."""
+
+    @abc.abstractmethod
+    def memory(self) -> MemoryReport: ...
+
+    def stats(self) -> EngineStats:
+        return EngineStats()
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop accepting work, cancel what runs, and free the weights."""

@@ -1,0 +1,1 @@
+"""Code generated from proto/ by service/protogen.py; do not edit."""

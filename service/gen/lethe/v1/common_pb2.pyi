@@ -1,0 +1,33 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class VariantStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VARIANT_STATUS_UNSPECIFIED: _ClassVar[VariantStatus]
+    VARIANT_STATUS_LOADING: _ClassVar[VariantStatus]
+    VARIANT_STATUS_READY: _ClassVar[VariantStatus]
+    VARIANT_STATUS_FAILED: _ClassVar[VariantStatus]
+    VARIANT_STATUS_UNLOADING: _ClassVar[VariantStatus]
+VARIANT_STATUS_UNSPECIFIED: VariantStatus
+VARIANT_STATUS_LOADING: VariantStatus
+VARIANT_STATUS_READY: VariantStatus
+VARIANT_STATUS_FAILED: VariantStatus
+VARIANT_STATUS_UNLOADING: VariantStatus
+
+class Variant(_message.Message):
+    __slots__ = ("name", "status", "engine", "parent", "is_default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: VariantStatus
+    engine: str
+    parent: str
+    is_default: bool
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[VariantStatus, str]] = ..., engine: _Optional[str] = ..., parent: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,88 @@
+"""Fixtures: tiny models on disk and a real Lethe gRPC server on 127.0.0.1:0."""
+
+import asyncio
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import build_edited_variant, build_tiny_llama  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-base", max_positions=4096)
+
+
+@pytest.fixture(scope="session")
+def tiny_variant(tiny_model, tmp_path_factory) -> Path:
+    return build_edited_variant(tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny-pruned")
+
+
+class ServerThread:
+    """A `LetheServer` running on its own event loop in a background thread."""
+
+    def __init__(self, settings, variants) -> None:
+        from service.server import LetheServer
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = LetheServer(settings, variants)
+        self.port = self.call(self.server.start())
+        self.call(self.server.wait_ready(120))
+        self.target = f"127.0.0.1:{self.port}"
+
+    def call(self, coroutine, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self, grace: float = 0.0) -> None:
+        self.call(self.server.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def settings_for(**overrides):
+    from service.config import ServeSettings
+
+    base = dict(host="127.0.0.1", port=0, metrics_host="127.0.0.1", metrics_port=0,
+                max_tokens_limit=4000, default_max_tokens=8, grace_seconds=5)
+    base.update(overrides)
+    return ServeSettings(**base)
+
+
+@pytest.fixture
+def start_server():
+    """Factory: start_server(variants, **settings) -> ServerThread; all stopped at teardown."""
+    started: list[ServerThread] = []
+
+    def start(variants, **overrides) -> ServerThread:
+        server = ServerThread(settings_for(**overrides), variants)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.server._server is not None:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory) -> Iterator[ServerThread]:
+    """One server with a base model and a pruned variant of it, shared by read-only tests."""
+    from service.config import VariantSpec
+
+    root = tmp_path_factory.mktemp("shared")
+    base = build_tiny_llama(root / "base", max_positions=4096)
+    pruned = build_edited_variant(base, root / "pruned")
+    server = ServerThread(
+        settings_for(),
+        [VariantSpec(name="base", model=str(base)), VariantSpec(name="pruned", checkpoint=pruned)],
+    )
+    server.base_path, server.pruned_path = base, pruned
+    yield server
+    server.stop()

@@ -1,0 +1,33 @@
+"""The committed generated code must be exactly what grpcio-tools makes from proto/."""
+
+from pathlib import Path
+
+from service.protogen import GEN_DIR, generate, proto_files
+
+
+def test_committed_code_matches_the_protos(tmp_path: Path):
+    written = generate(tmp_path)
+    assert len(proto_files()) == 3
+    stale = []
+    for path in written:
+        committed = GEN_DIR / path.relative_to(tmp_path)
+        if not committed.is_file() or committed.read_text() != path.read_text():
+            stale.append(str(committed))
+    committed_modules = {p.relative_to(GEN_DIR) for p in (GEN_DIR / "lethe").rglob("*.py*")}
+    fresh_modules = {p.relative_to(tmp_path) for p in written}
+    assert not stale, f"regenerate with `python -m service.protogen`: {stale}"
+    assert committed_modules == fresh_modules
+
+
+def test_contract_names():
+    from service.gen.lethe.v1 import inference_pb2
+
+    fields = {f.name for f in inference_pb2.GenerateRequest.DESCRIPTOR.fields}
+    assert fields >= {"variant", "prompt", "sampling", "request_id"}
+    sampling = {f.name for f in inference_pb2.SamplingParams.DESCRIPTOR.fields}
+    assert sampling >= {"max_tokens", "temperature", "top_p", "top_k", "seed", "stop"}
+    response = {f.name for f in inference_pb2.GenerateResponse.DESCRIPTOR.fields}
+    assert response >= {"variant", "text", "finish_reason", "usage"}
+    service = inference_pb2.DESCRIPTOR.services_by_name["Inference"]
+    assert {m.name for m in service.methods} == {"Generate", "GenerateStream", "ListVariants"}
+    assert service.methods_by_name["GenerateStream"].server_streaming
