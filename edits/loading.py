@@ -1,0 +1,52 @@
+"""Loading a causal LM and what the edits need to know about it."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from edits.architectures import MlpLayout, layout_for
+from edits.errors import NotFound
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A checkpoint directory and its architecture, read from config.json without loading weights."""
+
+    path: Path
+    model_type: str
+    num_blocks: int
+    layout: MlpLayout
+
+    @classmethod
+    def read(cls, path: Path) -> "ModelSpec":
+        config_path = Path(path) / "config.json"
+        if not config_path.is_file():
+            raise NotFound(f"{path} is not a Hugging Face checkpoint directory (no config.json)")
+        config = json.loads(config_path.read_text())
+        config = config.get("text_config", config) if "num_hidden_layers" not in config else config
+        model_type = config.get("model_type", "")
+        num_blocks = config.get("num_hidden_layers", config.get("n_layer"))
+        return cls(Path(path).resolve(), model_type, int(num_blocks or 0), layout_for(model_type))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_causal_lm(path: Path, device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, object]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    model.eval()
+    return model, tokenizer

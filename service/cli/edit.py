@@ -1,0 +1,159 @@
+"""`lethe edit collect` and `lethe edit apply`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Collect K-FAC factors and write memorization-pruned checkpoints.", no_args_is_help=True
+)
+
+
+def _int_list(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated block numbers like 10,11,12, got {value!r}"
+        ) from None
+
+
+def _str_list(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Model name (see `lethe models list`) or checkpoint directory.")
+]
+
+
+@app.command()
+def collect(
+    model: ModelOption,
+    corpus: Annotated[
+        str,
+        typer.Option(help="A .txt/.jsonl file (JSONL lines need 'text'), a directory of them, or 'self'."),
+    ],
+    out: Annotated[Path, typer.Option(help="Factor store directory to create.")],
+    blocks: Annotated[
+        str | None, typer.Option(help="Comma-separated transformer blocks to hook; default: all.")
+    ] = None,
+    projections: Annotated[
+        str | None, typer.Option(help="Comma-separated MLP projections (gate,up,down); default: all.")
+    ] = None,
+    tokens: Annotated[int, typer.Option(help="Token budget: positions with a next-token label.")] = 200_000,
+    labels: Annotated[
+        str, typer.Option(help="'sampled' (from the model: true Fisher) or 'gold' (empirical Fisher).")
+    ] = "sampled",
+    seq_len: Annotated[int, typer.Option(help="Tokens per packed sequence.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed for sampled labels and self-sampled text.")] = 0,
+    dtype: Annotated[str, typer.Option(help="Accumulation precision: float32 or float64.")] = "float32",
+    device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda' or 'cuda:N'.")] = "auto",
+    model_dtype: Annotated[
+        str, typer.Option(help="Model weights precision: auto (fp32 on CPU, bf16 on GPU), float32, bfloat16.")
+    ] = "auto",
+    flush_every: Annotated[
+        int, typer.Option(help="Save partial sums every N batches, so a rerun resumes; 0 never.")
+    ] = 20,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing store or partial collection.")] = False,
+) -> None:
+    """Collect K-FAC factors A = E[a a^T] and G = E[g g^T] for MLP projections."""
+    from edits.collection_job import CollectRequest, collect as run_collect
+    from edits.models import resolve_model
+
+    request = _request(
+        CollectRequest,
+        model=resolve_model(model),
+        corpus=corpus,
+        out=out,
+        blocks=_int_list(blocks),
+        projections=_str_list(projections),
+        tokens=tokens,
+        labels=labels,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        model_dtype=model_dtype,
+        flush_every=flush_every,
+        overwrite=overwrite,
+    )
+    manifest = run_collect(request)
+    typer.echo(
+        f"factors: {out} ({manifest.tokens} tokens, blocks {manifest.settings.blocks}, "
+        f"projections {manifest.settings.projections}, labels {manifest.settings.labels})"
+    )
+
+
+@app.command()
+def apply(
+    model: ModelOption,
+    factors: Annotated[Path, typer.Option(help="Factor store written by `lethe edit collect`.")],
+    out: Annotated[Path, typer.Option(help="Checkpoint directory to create.")],
+    recipe: Annotated[
+        Path | None, typer.Option(help="Recipe file (YAML or JSON); instead of --blocks/--keep-mass.")
+    ] = None,
+    blocks: Annotated[str | None, typer.Option(help="Comma-separated blocks to edit.")] = None,
+    keep_mass: Annotated[
+        float | None, typer.Option(help="Fraction of curvature mass to keep, in (0, 1].")
+    ] = None,
+    projections: Annotated[str, typer.Option(help="Comma-separated projections to edit.")] = "gate,up,down",
+    eigen_dtype: Annotated[str, typer.Option(help="Eigendecomposition precision.")] = "float64",
+    allow_other_model: Annotated[
+        bool, typer.Option(help="Apply factors that were collected on a different model.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing checkpoint at --out.")] = False,
+) -> None:
+    """Prune the low-curvature part of MLP weights and write a new checkpoint."""
+    import torch
+
+    from edits.apply_job import apply_edit
+    from edits.models import resolve_model
+    from edits.recipe import Recipe
+
+    if recipe is not None and (blocks is not None or keep_mass is not None):
+        raise typer.BadParameter("give either --recipe or --blocks/--keep-mass, not both")
+    if recipe is not None:
+        parsed = Recipe.from_file(recipe)
+    elif blocks is None or keep_mass is None:
+        raise typer.BadParameter("give --recipe FILE, or both --blocks and --keep-mass")
+    else:
+        parsed = Recipe.parse(
+            {"blocks": _int_list(blocks), "keep_mass": keep_mass, "projections": _str_list(projections)},
+            source="the options",
+        )
+    result = apply_edit(
+        resolve_model(model),
+        factors,
+        out,
+        parsed,
+        overwrite=overwrite,
+        allow_other_model=allow_other_model,
+        eigen_dtype=getattr(torch, eigen_dtype),
+    )
+    for matrix in result.manifest["matrices"]:
+        typer.echo(
+            f"  block {matrix['block']:>3} {matrix['projection']:<4} keep {matrix['keep_mass']:.3f} "
+            f"-> mass {matrix['achieved_mass']:.4f}, {matrix['kept_pairs']}/{matrix['total_pairs']} pairs"
+        )
+    typer.echo(f"checkpoint: {result.checkpoint}")
+
+
+def _request(model_cls: type, **values: object) -> object:
+    """Build a pydantic request; validation problems become one CLI error naming each option."""
+    from pydantic import ValidationError
+
+    from edits.errors import InvalidArgument
+
+    try:
+        return model_cls(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{str(issue['loc'][0]).replace('_', '-')}: {issue['msg']}" for issue in error.errors()
+        )
+        raise InvalidArgument(problems) from None
