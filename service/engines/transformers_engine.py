@@ -209,10 +209,13 @@ class TransformersEngine(Engine):
         with self._lock:
             if self._closed:
                 raise ShuttingDown("the engine is shutting down")
-            free_rows = self.options.max_batch_size - len(self._batch.slots)
-            if len(self._waiting) >= self.options.max_queue + max(free_rows, 0):
+            # Cancelled and finished rows count as free: the worker drops them before admitting.
+            running = sum(not (s.done or s.cancelled) for s in self._batch.slots)
+            waiting = sum(not s.cancelled for s in self._waiting)
+            free_rows = max(self.options.max_batch_size - running, 0)
+            if waiting >= self.options.max_queue + free_rows:
                 raise QueueFull(
-                    f"variant {self._label!r} has {len(self._waiting)} requests waiting "
+                    f"variant {self._label!r} has {waiting} requests waiting "
                     f"(max_queue={self.options.max_queue}); retry later"
                 )
             self._waiting.append(slot)

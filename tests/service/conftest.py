@@ -1,16 +1,13 @@
 """Fixtures: tiny models on disk and a real Lethe gRPC server on 127.0.0.1:0."""
 
 import asyncio
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tiny import build_edited_variant, build_tiny_llama  # noqa: E402
+from tests.service.tiny import build_edited_variant, build_tiny_llama
 
 
 @pytest.fixture(scope="session")

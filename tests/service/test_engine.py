@@ -132,7 +132,7 @@ def test_cancellation_frees_the_row_and_the_queue_is_bounded(loaded):
 
 def test_prompt_longer_than_the_context_is_refused(tmp_path):
     from service.errors import InvalidRequest
-    from tiny import build_tiny_llama
+    from tests.service.tiny import build_tiny_llama
 
     model, tokenizer = load_model(build_tiny_llama(tmp_path / "short", max_positions=16))
     engine = TransformersEngine(model, tokenizer)

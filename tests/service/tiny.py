@@ -43,6 +43,10 @@ def build_tiny_llama(out: Path, *, seed: int = 0, max_positions: int = 256) -> P
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
+    # Zero logits for <pad>, <s> and </s>: other logits are random around zero, so greedy decoding
+    # never picks them and a run lasts exactly max_tokens (tests of length and cancellation rely on it).
+    with torch.no_grad():
+        model.lm_head.weight[:3] = 0
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

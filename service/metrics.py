@@ -1,0 +1,83 @@
+"""Lethe's own Prometheus metrics, labelled by variant, on a registry of their own.
+
+They never touch prometheus_client's global registry, where vLLM engines overwrite each other.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_TOKEN_LATENCY = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2.5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "lethe_requests",
+            "Finished requests by gRPC status code.",
+            ["variant", "method", "code"],
+            registry=r,
+        )
+        self.in_flight = Gauge("lethe_requests_in_flight", "Requests being served.", ["variant"], registry=r)
+        self.ttft = Histogram(
+            "lethe_time_to_first_token_seconds",
+            "Time from request to first text.",
+            ["variant"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "lethe_inter_token_latency_seconds",
+            "Time between streamed deltas.",
+            ["variant"],
+            buckets=_TOKEN_LATENCY,
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "lethe_e2e_request_latency_seconds",
+            "Time from request to its last token.",
+            ["variant"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.queue = Histogram(
+            "lethe_request_queue_time_seconds",
+            "Time a request waited before its prefill.",
+            ["variant"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "lethe_prompt_tokens", "Prompt tokens processed.", ["variant"], registry=r
+        )
+        self.generation_tokens = Counter(
+            "lethe_generation_tokens", "Tokens generated.", ["variant"], registry=r
+        )
+        self.variants = Gauge(
+            "lethe_variants", "Variants known to the server, by status.", ["status"], registry=r
+        )
+        self.variant_info = Gauge(
+            "lethe_variant_status",
+            "1 for the status each variant is in.",
+            ["variant", "status"],
+            registry=r,
+        )
+
+    def set_variant_status(self, statuses: dict[str, str]) -> None:
+        """Refresh the variant gauges from {name: status} (the registry's current view)."""
+        self.variant_info.clear()
+        counts: dict[str, int] = {s: 0 for s in ("loading", "ready", "failed", "unloading")}
+        for name, status in statuses.items():
+            self.variant_info.labels(name, status).set(1)
+            counts[status] = counts.get(status, 0) + 1
+        for status, count in counts.items():
+            self.variants.labels(status).set(count)
+
+
+def start_metrics_server(metrics: Metrics, host: str, port: int):
+    """Serve /metrics over HTTP; returns (server, port) so the caller can stop it."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return server, server.server_address[1]

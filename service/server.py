@@ -1,0 +1,192 @@
+"""The gRPC server: Inference, Admin, health (overall and per variant), reflection, metrics.
+
+`LetheServer` is started and stopped from async code (tests, benchmarks); `serve` runs it until
+SIGTERM/SIGINT, then drains: health goes NOT_SERVING, new requests get UNAVAILABLE, and requests
+in flight get `grace_seconds` to finish.
+"""
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.config import ServeSettings, VariantSpec
+from service.errors import InvalidRequest
+from service.gen.lethe.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, inference_pb2_grpc
+from service.interceptors import AuthInterceptor, ErrorInterceptor
+from service.metrics import Metrics, start_metrics_server
+from service.registry import READY, VariantRegistry
+from service.servicers.admin import AdminServicer
+from service.servicers.inference import InferenceServicer
+
+log = logging.getLogger(__name__)
+
+INFERENCE = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
+ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def variant_health_name(variant: str) -> str:
+    """The health-check service name that reports one variant."""
+    return f"lethe.v1.Variant/{variant}"
+
+
+class LetheServer:
+    def __init__(self, settings: ServeSettings, variants: list[VariantSpec]) -> None:
+        self.settings = settings
+        self.initial_variants = variants
+        self.metrics = Metrics()
+        self.registry = VariantRegistry(settings)
+        self.health = health.aio.HealthServicer()
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self._metrics_server = None
+        self._server: grpc.aio.Server | None = None
+        self._health_tasks: set[asyncio.Future] = set()
+        self.registry.add_listener(self._on_variant_status)
+
+    async def start(self) -> int:
+        """Bind, start serving and begin loading the initial variants; returns the gRPC port."""
+        settings = self.settings
+        tokens = {
+            INFERENCE: settings.auth.inference.value() or "",
+            ADMIN: settings.auth.admin.value() or "",
+        }
+        server = grpc.aio.server(
+            interceptors=[AuthInterceptor(tokens), ErrorInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.max_ping_strikes", 0),
+            ],
+        )
+        inference_pb2_grpc.add_InferenceServicer_to_server(
+            InferenceServicer(self.registry, settings, self.metrics), server
+        )
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.registry), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (
+                INFERENCE,
+                ADMIN,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        address = f"{settings.host}:{settings.port}"
+        if settings.tls.enabled:
+            port = server.add_secure_port(address, _server_credentials(settings))
+        else:
+            port = server.add_insecure_port(address)
+        if port == 0:
+            raise InvalidRequest("port", f"cannot bind {address}")
+        self._server, self.port = server, port
+        await self._set_overall(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.start()
+        if settings.metrics_port is not None:
+            self._metrics_server, self.metrics_port = start_metrics_server(
+                self.metrics, settings.metrics_host, settings.metrics_port
+            )
+        for spec in self.initial_variants:
+            await self.registry.load(spec, wait=False)
+        log.info("serving on %s (metrics port %s)", address.rsplit(":", 1)[0] + f":{port}", self.metrics_port)
+        return port
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until every initial variant has finished loading (ready or failed)."""
+
+        async def settled():
+            for variant in self.registry.list():
+                await variant.settled.wait()
+
+        await asyncio.wait_for(settled(), timeout)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new requests, let in-flight ones finish within `grace`, free engines."""
+        if self._server is None:
+            return
+        grace = self.settings.grace_seconds if grace is None else grace
+        self.registry.closing = True
+        await self.health.enter_graceful_shutdown()
+        await self._wait_in_flight(grace)
+        await self._server.stop(grace=0.5)
+        await self.registry.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        self._server = None
+
+    async def wait_for_termination(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+    async def _wait_in_flight(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and self._in_flight() > 0:
+            await asyncio.sleep(0.05)
+
+    def _in_flight(self) -> int:
+        total = 0
+        for metric in self.metrics.in_flight.collect():
+            total += sum(int(sample.value) for sample in metric.samples)
+        return total
+
+    def _on_variant_status(self, name: str, status: str) -> None:
+        self.metrics.set_variant_status({v.name: v.status for v in self.registry.list()})
+        serving = (
+            health_pb2.HealthCheckResponse.SERVING
+            if status == READY
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        if status == "":
+            serving = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        task = asyncio.ensure_future(self._update_health(name, serving))
+        self._health_tasks.add(task)
+        task.add_done_callback(self._health_tasks.discard)
+
+    async def _update_health(self, name: str, serving) -> None:
+        await self.health.set(variant_health_name(name), serving)
+        ready = any(v.status == READY for v in self.registry.list())
+        overall = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready and not self.registry.closing
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._set_overall(overall)
+
+    async def _set_overall(self, status) -> None:
+        for name in ("", INFERENCE):
+            await self.health.set(name, status)
+        await self.health.set(ADMIN, health_pb2.HealthCheckResponse.SERVING)
+
+
+def _server_credentials(settings: ServeSettings) -> grpc.ServerCredentials:
+    tls = settings.tls
+    assert tls.cert_file is not None and tls.key_file is not None
+    try:
+        key, cert = tls.key_file.read_bytes(), tls.cert_file.read_bytes()
+        ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    except OSError as error:
+        raise InvalidRequest("tls", f"cannot read a TLS file: {error}") from None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+async def serve(settings: ServeSettings, variants: list[VariantSpec]) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = LetheServer(settings, variants)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("signal received: draining for up to %.1f s", settings.grace_seconds)
+    await server.stop()

@@ -1,0 +1,47 @@
+"""Checks on request fields; every error names the field so the caller knows what to fix."""
+
+import math
+import uuid
+
+from service.engines.base import Sampling
+from service.errors import InvalidRequest
+from service.gen.lethe.v1 import inference_pb2
+
+
+def request_id(message: inference_pb2.GenerateRequest) -> str:
+    return message.request_id or uuid.uuid4().hex
+
+
+def sampling_from_proto(
+    params: inference_pb2.SamplingParams, *, default_max_tokens: int, max_tokens_limit: int
+) -> Sampling:
+    if params.max_tokens < 0:
+        raise InvalidRequest("sampling.max_tokens", f"must be >= 0, got {params.max_tokens}")
+    if params.max_tokens > max_tokens_limit:
+        raise InvalidRequest(
+            "sampling.max_tokens",
+            f"{params.max_tokens} is above this server's limit of {max_tokens_limit}",
+        )
+    temperature = params.temperature if params.HasField("temperature") else 1.0
+    if not math.isfinite(temperature) or temperature < 0:
+        raise InvalidRequest("sampling.temperature", f"must be >= 0, got {temperature}")
+    top_p = params.top_p if params.HasField("top_p") else 1.0
+    if not (0 < top_p <= 1):
+        raise InvalidRequest("sampling.top_p", f"must be in (0, 1], got {top_p}")
+    if params.top_k < 0:
+        raise InvalidRequest("sampling.top_k", f"must be >= 0 (0 disables), got {params.top_k}")
+    if any(not s for s in params.stop):
+        raise InvalidRequest("sampling.stop", "stop strings must not be empty")
+    return Sampling(
+        max_tokens=params.max_tokens or min(default_max_tokens, max_tokens_limit),
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=params.top_k,
+        seed=params.seed if params.HasField("seed") else None,
+        stop=tuple(params.stop),
+    )
+
+
+def check_prompt(prompt: str) -> None:
+    if not prompt:
+        raise InvalidRequest("prompt", "must not be empty")
