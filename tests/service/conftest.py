@@ -46,8 +46,15 @@ class ServerThread:
 def settings_for(**overrides):
     from service.config import ServeSettings
 
-    base = dict(host="127.0.0.1", port=0, metrics_host="127.0.0.1", metrics_port=0,
-                max_tokens_limit=4000, default_max_tokens=8, grace_seconds=5)
+    base = dict(
+        host="127.0.0.1",
+        port=0,
+        metrics_host="127.0.0.1",
+        metrics_port=0,
+        max_tokens_limit=4000,
+        default_max_tokens=8,
+        grace_seconds=5,
+    )
     base.update(overrides)
     return ServeSettings(**base)
 

@@ -35,9 +35,7 @@ def test_load_and_unload_at_run_time(start_server, tiny_model, tmp_path):
         assert server.server.registry._parents == {}
 
 
-def test_a_checkpoint_whose_untouched_tensors_differ_is_loaded_in_full(
-    start_server, tiny_model, tmp_path
-):
+def test_a_checkpoint_whose_untouched_tensors_differ_is_loaded_in_full(start_server, tiny_model, tmp_path):
     import json
 
     other = build_edited_variant(tiny_model, tmp_path / "lying", seed=3)
@@ -100,10 +98,26 @@ def test_no_auth_when_no_token_is_configured(shared_server):
 def test_tls(start_server, tiny_model, tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     tls = TlsSettings(cert_file=cert, key_file=key)
     server = start_server([VariantSpec(name="base", model=str(tiny_model))], tls=tls)

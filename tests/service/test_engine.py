@@ -119,9 +119,9 @@ def test_cancellation_frees_the_row_and_the_queue_is_bounded(loaded):
             await collect(engine, "refused", Sampling(4, 0.0))
         assert engine.stats().running == 1 and engine.stats().waiting == 1
         await first.aclose()  # the client goes away
-        text, chunks = await asyncio.wait_for(waiting, 30)
+        _text, chunks = await asyncio.wait_for(waiting, 30)
         assert chunks[-1].completion_tokens == 4
-        after, _ = await asyncio.wait_for(collect(engine, "after", Sampling(4, 0.0)), 30)
+        _after, _ = await asyncio.wait_for(collect(engine, "after", Sampling(4, 0.0)), 30)
         stats = engine.stats()
         await engine.close()
         return stats
@@ -140,7 +140,7 @@ def test_prompt_longer_than_the_context_is_refused(tmp_path):
     async def run():
         with pytest.raises(InvalidRequest, match="prompt"):
             await collect(engine, "x" * 40, Sampling(4, 0.0))
-        text, chunks = await collect(engine, "abc", Sampling(100, 0.0))
+        _text, chunks = await collect(engine, "abc", Sampling(100, 0.0))
         await engine.close()
         return chunks
 

@@ -71,9 +71,7 @@ def test_load_errors(client, tmp_path):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("name:")
     code, message = code_and_message(lambda: client.load_variant("nosource"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("source:")
-    code, message = code_and_message(
-        lambda: client.load_variant("eng", model="x", engine="onnx")
-    )
+    code, message = code_and_message(lambda: client.load_variant("eng", model="x", engine="onnx"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("engine:")
     # A checkpoint that does not exist loads as FAILED with the reason, and serving it says so.
     details = client.load_variant("missing", checkpoint=tmp_path / "nothing-here")
@@ -109,8 +107,7 @@ def test_variant_still_loading_is_unavailable(start_server, tiny_model, monkeypa
 
 
 def test_queue_full_is_resource_exhausted_and_cancel_frees_the_slot(start_server, tiny_model):
-    spec = VariantSpec(name="one", model=str(tiny_model), options={"max_batch_size": 1,
-                                                                     "max_queue": 0})
+    spec = VariantSpec(name="one", model=str(tiny_model), options={"max_batch_size": 1, "max_queue": 0})
     server = start_server([spec])
     with LetheClient(server.target, timeout=60) as client:
         stream = client.stream("long", max_tokens=3000, temperature=0)
@@ -131,8 +128,7 @@ def test_queue_full_is_resource_exhausted_and_cancel_frees_the_slot(start_server
 
 
 def test_deadline_stops_generation_and_frees_the_slot(start_server, tiny_model):
-    spec = VariantSpec(name="one", model=str(tiny_model), options={"max_batch_size": 1,
-                                                                     "max_queue": 0})
+    spec = VariantSpec(name="one", model=str(tiny_model), options={"max_batch_size": 1, "max_queue": 0})
     server = start_server([spec])
     with LetheClient(server.target, timeout=0.5) as client:
         code, _ = code_and_message(lambda: client.generate("long", max_tokens=3000, temperature=0))
@@ -140,9 +136,12 @@ def test_deadline_stops_generation_and_frees_the_slot(start_server, tiny_model):
         client.timeout = 30
         assert client.generate("next", max_tokens=2).completion_tokens == 2
     metrics = server.server.metrics.registry
-    assert metrics.get_sample_value(
-        "lethe_requests_total", {"variant": "one", "method": "Generate", "code": "DEADLINE_EXCEEDED"}
-    ) == 1
+    assert (
+        metrics.get_sample_value(
+            "lethe_requests_total", {"variant": "one", "method": "Generate", "code": "DEADLINE_EXCEEDED"}
+        )
+        == 1
+    )
 
 
 def test_shutdown_refuses_new_requests_and_finishes_in_flight(start_server, tiny_model):
@@ -152,20 +151,22 @@ def test_shutdown_refuses_new_requests_and_finishes_in_flight(start_server, tiny
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     server = start_server([VariantSpec(name="one", model=str(tiny_model))])
-    with LetheClient(server.target, timeout=60) as client:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            stream = client.stream("in flight", max_tokens=600, temperature=0)
-            next(stream)
-            rest = pool.submit(lambda: list(stream))
-            stop_future = asyncio.run_coroutine_threadsafe(server.server.stop(30), server.loop)
-            time.sleep(0.2)
-            with grpc.insecure_channel(server.target) as channel:
-                health = health_pb2_grpc.HealthStub(channel)
-                status = health.Check(health_pb2.HealthCheckRequest(service="")).status
-            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
-            code, message = code_and_message(lambda: client.generate("new", max_tokens=2))
-            assert code == grpc.StatusCode.UNAVAILABLE and "shutting down" in message
-            messages = rest.result(60)
-            stop_future.result(60)
+    with (
+        LetheClient(server.target, timeout=60) as client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        stream = client.stream("in flight", max_tokens=600, temperature=0)
+        next(stream)
+        rest = pool.submit(lambda: list(stream))
+        stop_future = asyncio.run_coroutine_threadsafe(server.server.stop(30), server.loop)
+        time.sleep(0.2)
+        with grpc.insecure_channel(server.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            status = health.Check(health_pb2.HealthCheckRequest(service="")).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        code, message = code_and_message(lambda: client.generate("new", max_tokens=2))
+        assert code == grpc.StatusCode.UNAVAILABLE and "shutting down" in message
+        messages = rest.result(60)
+        stop_future.result(60)
     assert messages[-1].finish_reason == "length"
     assert messages[-1].usage.completion_tokens == 600

@@ -88,9 +88,7 @@ def test_health_overall_and_per_variant(shared_server):
         stub = health_pb2_grpc.HealthStub(channel)
         serving = health_pb2.HealthCheckResponse.SERVING
         assert stub.Check(health_pb2.HealthCheckRequest(service="")).status == serving
-        assert stub.Check(health_pb2.HealthCheckRequest(service="lethe.v1.Inference")).status == (
-            serving
-        )
+        assert stub.Check(health_pb2.HealthCheckRequest(service="lethe.v1.Inference")).status == (serving)
         for name in ("base", "pruned"):
             request = health_pb2.HealthCheckRequest(service=f"lethe.v1.Variant/{name}")
             assert stub.Check(request).status == serving
@@ -117,7 +115,5 @@ def test_reflection_lists_the_services(shared_server):
 def test_variant_is_returned_in_trailers(shared_server):
     with grpc.insecure_channel(shared_server.target) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
-        _, call = stub.Generate.with_call(
-            inference_pb2.GenerateRequest(variant="pruned", prompt="trailer")
-        )
+        _, call = stub.Generate.with_call(inference_pb2.GenerateRequest(variant="pruned", prompt="trailer"))
     assert ("lethe-variant", "pruned") in tuple(call.trailing_metadata())

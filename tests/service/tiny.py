@@ -63,9 +63,9 @@ def build_edited_variant(parent: Path, out: Path, *, scale: float = 0.0, seed: i
     tensors = load_file(str(out / "model.safetensors"))
     name = "model.layers.1.mlp.down_proj.weight"
     generator = torch.Generator().manual_seed(seed)
-    tensors[name] = tensors[name] * scale + torch.randn(
-        tensors[name].shape, generator=generator
-    ) * (1 - scale)
+    tensors[name] = tensors[name] * scale + torch.randn(tensors[name].shape, generator=generator) * (
+        1 - scale
+    )
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     manifest = {
         "format": "lethe-edit/1",

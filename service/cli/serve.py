@@ -1,0 +1,37 @@
+"""`lethe serve`: run the gRPC service."""
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command("serve")
+def serve(
+    config: Path | None = typer.Option(None, "--config", help="YAML configuration file."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model to serve when the config declares no variants."
+    ),
+    variant: list[str] = typer.Option(
+        [], "--variant", help="NAME=CHECKPOINT: also serve this edited checkpoint (repeatable)."
+    ),
+    engine: str | None = typer.Option(None, "--engine", help="transformers (default) or vllm."),
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default 0.0.0.0)."),
+    port: int | None = typer.Option(None, "--port", help="gRPC port (default 50051; 0 = any)."),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus port (default 9090)."),
+) -> None:
+    """Serve the default model and its pruned variants (or the configured ones) over gRPC."""
+    import asyncio
+    import logging
+
+    from service.config import load_settings
+    from service.server import serve as run
+    from service.startup import initial_variants, parse_variant_flag
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(
+        config, model=model, engine=engine, host=host, port=port, metrics_port=metrics_port
+    )
+    variants = initial_variants(settings, [parse_variant_flag(v) for v in variant])
+    asyncio.run(run(settings, variants))

@@ -1,0 +1,62 @@
+"""Configuration sources and the start-up variant list."""
+
+import json
+
+import pytest
+
+from service.config import VariantSpec, load_settings
+from service.errors import InvalidRequest
+from service.startup import initial_variants, parse_variant_flag
+from tests.service.tiny import build_edited_variant
+
+
+def test_yaml_then_env_then_flags(tmp_path, monkeypatch):
+    config = tmp_path / "lethe.yaml"
+    config.write_text(
+        "port: 6000\nmetrics_port: 6001\nmax_queue: 3\n"
+        "variants:\n  - {name: a, model: /models/a, options: {max_batch_size: 2}}\n"
+        "auth:\n  admin: {token_file: /run/admin}\n"
+    )
+    monkeypatch.setenv("LETHE_METRICS_PORT", "7001")
+    monkeypatch.setenv("LETHE_AUTH__INFERENCE__TOKEN", "t0k")
+    settings = load_settings(config, port=8000)
+    assert settings.port == 8000  # flag beats file
+    assert settings.metrics_port == 7001  # env beats file
+    assert settings.max_queue == 3  # file beats default
+    assert settings.variants == [VariantSpec(name="a", model="/models/a", options={"max_batch_size": 2})]
+    assert settings.auth.inference.value() == "t0k"
+    assert str(settings.auth.admin.token_file) == "/run/admin"
+
+
+def test_bad_configuration_names_the_field(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("port: -1\nvariants:\n  - {name: both, model: m, checkpoint: /c}\n")
+    with pytest.raises(InvalidRequest) as error:
+        load_settings(config)
+    assert "port" in str(error.value) and "exactly one of" in str(error.value)
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        load_settings(tmp_path / "missing.yaml")
+    with pytest.raises(InvalidRequest, match="NAME=CHECKPOINT"):
+        parse_variant_flag("no-equals-sign")
+
+
+def test_default_serves_the_model_and_its_pruned_variants_under_lethe_home(
+    tiny_model, tmp_path, lethe_home
+):
+    checkpoints = lethe_home / "checkpoints"
+    build_edited_variant(tiny_model, checkpoints / "forget-a")
+    build_edited_variant(tiny_model, checkpoints / "forget-b", seed=2)
+    other = build_edited_variant(tiny_model, checkpoints / "of-another-model")
+    manifest = json.loads((other / "lethe_edit.json").read_text())
+    manifest["parent"]["path"] = str(tmp_path / "elsewhere")
+    (other / "lethe_edit.json").write_text(json.dumps(manifest))
+    settings = load_settings(None, model=str(tiny_model))
+    specs = initial_variants(settings, [parse_variant_flag(f"extra={tmp_path}")])
+    assert [s.name for s in specs] == ["tiny-base", "forget-a", "forget-b", "extra"]
+    assert specs[0].model == str(tiny_model)
+    assert specs[1].checkpoint == checkpoints / "forget-a"
+
+
+def test_no_configuration_means_gemma3_270m(lethe_home):
+    specs = initial_variants(load_settings(None))
+    assert specs == [VariantSpec(name="gemma3-270m", model="gemma3-270m")]
