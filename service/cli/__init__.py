@@ -5,6 +5,7 @@ import sys
 import typer
 
 from edits.errors import EditError
+from service.errors import ServiceError
 
 app = typer.Typer(
     name="lethe",
@@ -16,16 +17,19 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from service.cli import edit, models
+    from service.cli import client, edit, models, serve
 
     app.add_typer(models.app, name="models")
     app.add_typer(edit.app, name="edit")
+    # Top-level commands: `lethe serve`, `lethe generate`, `lethe variants`.
+    app.add_typer(serve.app)
+    app.add_typer(client.app)
 
 
 _register()
 
 # Errors that carry a message meant for the user: printed without a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (EditError,)
+USER_ERRORS: tuple[type[Exception], ...] = (EditError, ServiceError)
 
 
 def main() -> None:
