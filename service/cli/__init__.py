@@ -5,6 +5,7 @@ import sys
 import typer
 
 from edits.errors import EditError
+from retrieval.errors import RetrievalError
 from service.errors import ServiceError
 
 app = typer.Typer(
@@ -17,10 +18,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from service.cli import client, edit, models, serve
+    from service.cli import client, edit, index, models, serve
 
     app.add_typer(models.app, name="models")
     app.add_typer(edit.app, name="edit")
+    app.add_typer(index.app, name="index")
     # Top-level commands: `lethe serve`, `lethe generate`, `lethe variants`.
     app.add_typer(serve.app)
     app.add_typer(client.app)
@@ -29,7 +31,7 @@ def _register() -> None:
 _register()
 
 # Errors that carry a message meant for the user: printed without a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (EditError, ServiceError)
+USER_ERRORS: tuple[type[Exception], ...] = (EditError, RetrievalError, ServiceError)
 
 
 def main() -> None:
