@@ -1,0 +1,191 @@
+"""Retrieval speed and quality: embedding throughput, search latency and recall@10 per index type.
+
+Measured in one run, side by side:
+  embedding   passages/s of the packaged all-MiniLM-L6-v2 on ~60-token passages (batch 32), and
+              single-query embedding latency, at torch's default threads and at 1 thread
+  search      for each size (default 10k and 100k vectors) and each index type (flat, hnsw, ivf):
+              build seconds, single-query search latency p50/p99 (k=10, one query per call, as a
+              server sees them) and recall@10 against the exact flat index
+  end to end  KnowledgeIndex.search (embed + FAISS + SQLite) on a real embedded index
+
+The search part uses synthetic clustered unit vectors (384-d, like the embedder's): embedding
+100k passages takes longer than a benchmark should on 2 shared cores. Recall is measured against
+exact search over the same vectors, so it describes the index, not the embedder.
+
+    python bench/retrieval.py [--sizes 10000 100000] [--queries 300] [--out bench/out/retrieval.json]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# This script shares its name with the package it measures: keep its own folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from retrieval.documents import Document  # noqa: E402
+from retrieval.embedding import load_embedder  # noqa: E402
+from retrieval.index import KnowledgeIndex  # noqa: E402
+from retrieval.vectors import IndexConfig, VectorIndex  # noqa: E402
+
+TOPICS = ["river", "castle", "volcano", "composer", "satellite", "enzyme", "harbour", "novel", "glacier"]
+
+
+def passages(count: int) -> list[str]:
+    rng = np.random.default_rng(7)
+    words = "the of and in a to was is for on by with as from at that which its were into".split()
+    out = []
+    for n in range(count):
+        topic = TOPICS[n % len(TOPICS)]
+        filler = " ".join(rng.choice(words, 30))
+        out.append(f"Passage {n} describes the {topic} number {n % 97}: {filler} {topic} history.")
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def clustered(
+    count: int, queries: int, dimension: int = 384, clusters: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((clusters, dimension)).astype(np.float32)
+
+    def draw(n: int) -> np.ndarray:
+        points = (centres[rng.integers(0, clusters, n)] + 1.2 * rng.standard_normal((n, dimension))).astype(
+            np.float32
+        )
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+    return draw(count), draw(queries)
+
+
+def bench_embedding(count: int) -> dict[str, float]:
+    import torch
+
+    embedder = load_embedder()
+    texts = passages(count)
+    embedder.embed(texts[:32])  # warm-up
+    result: dict[str, float] = {
+        "tokens_per_passage": float(np.mean([len(embedder.token_spans(t)) for t in texts]))
+    }
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        embedder.embed(texts, batch_size=32)
+        result[f"passages_per_s_{threads}t"] = count / (time.perf_counter() - start)
+        latencies = []
+        for n in range(30):
+            start = time.perf_counter()
+            embedder.embed([f"what is the {TOPICS[n % len(TOPICS)]} called?"])
+            latencies.append((time.perf_counter() - start) * 1000)
+        result[f"query_embed_ms_p50_{threads}t"] = percentile(latencies, 50)
+    torch.set_num_threads(default_threads)
+    return result
+
+
+def bench_search(size: int, query_count: int) -> list[dict[str, float | int | str]]:
+    import faiss
+
+    vectors, queries = clustered(size, query_count)
+    ids = np.arange(size, dtype=np.int64)
+    rows: list[dict[str, float | int | str]] = []
+    truth: np.ndarray | None = None
+    for kind in ("flat", "hnsw", "ivf"):
+        faiss.omp_set_num_threads(2)  # building may use both cores
+        start = time.perf_counter()
+        index = VectorIndex.create(384, IndexConfig(kind=kind), training=vectors)  # type: ignore[arg-type]
+        index.add(ids, vectors)
+        build_s = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)  # one query per call on one thread, as a server thread sees it
+        latencies = []
+        found = np.empty((query_count, 10), dtype=np.int64)
+        for row in range(query_count):
+            start = time.perf_counter()
+            found[row] = index.search(queries[row : row + 1], 10)[1][0]
+            latencies.append((time.perf_counter() - start) * 1000)
+        if truth is None:
+            truth = found.copy()
+        recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+        rows.append(
+            {
+                "size": size,
+                "kind": kind,
+                "params": _params(index),
+                "build_s": build_s,
+                "p50_ms": percentile(latencies, 50),
+                "p99_ms": percentile(latencies, 99),
+                "recall_at_10": recall,
+            }
+        )
+        print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def _params(index: VectorIndex) -> str:
+    config = index.config
+    if index.kind == "hnsw":
+        return f"M={config.hnsw_m} efSearch={config.hnsw_ef_search}"
+    if index.kind == "ivf":
+        return f"nlist={index.nlist} nprobe={config.ivf_nprobe}"
+    return "exact"
+
+
+def _row(row: dict[str, float | int | str]) -> str:
+    return (
+        f"{row['size']:>7} {row['kind']:<5} {row['params']:<24} build {row['build_s']:7.2f} s  "
+        f"p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  recall@10 {row['recall_at_10']:.3f}"
+    )
+
+
+def bench_end_to_end(count: int, query_count: int) -> dict[str, float]:
+    import torch
+
+    embedder = load_embedder()
+    documents = [Document(id=f"d{n}", text=text) for n, text in enumerate(passages(count))]
+    with tempfile.TemporaryDirectory() as root:
+        index = KnowledgeIndex.build(Path(root) / "idx", documents, embedder)
+        torch.set_num_threads(1)
+        latencies = []
+        for n in range(query_count):
+            start = time.perf_counter()
+            index.search(f"tell me about the {TOPICS[n % len(TOPICS)]} number {n % 97}", 5)
+            latencies.append((time.perf_counter() - start) * 1000)
+    return {"passages": count, "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="Vectors per index.")
+    parser.add_argument("--queries", type=int, default=300, help="Single queries timed per index.")
+    parser.add_argument("--embed-passages", type=int, default=512, help="Passages embedded for throughput.")
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench/out/retrieval.json"), help="JSON results file."
+    )
+    args = parser.parse_args()
+
+    import torch
+
+    print(f"torch threads {torch.get_num_threads()}", flush=True)
+    embedding = bench_embedding(args.embed_passages)
+    print("embedding:", json.dumps({k: round(v, 2) for k, v in embedding.items()}), flush=True)
+    search = [row for size in args.sizes for row in bench_search(size, args.queries)]
+    end_to_end = bench_end_to_end(1000, 100)
+    print("end to end (1000 embedded passages, flat, embed+search+SQLite, 1 thread):", json.dumps(end_to_end))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"embedding": embedding, "search": search, "end_to_end": end_to_end}, indent=2)
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
