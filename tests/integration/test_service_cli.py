@@ -24,7 +24,10 @@ def served(tmp_path):
     env = {**os.environ, "LETHE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [*LETHE, "serve", "--config", str(config)],
-        stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
     )
     port = None
     lines = []
@@ -51,7 +54,11 @@ def served(tmp_path):
 
 def lethe(*args: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*LETHE, *args], capture_output=True, text=True, timeout=120, env=env,
+        [*LETHE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
         cwd=Path(__file__).parents[2],
     )
 
@@ -64,10 +71,31 @@ def test_serve_generate_variants_and_graceful_sigterm(served):
     assert set(rows) == {"base", "pruned"}
     assert rows["pruned"][1:4] == ["ready", "transformers", "base"]
 
-    base = lethe("generate", "hello", "--variant", "base", "--max-tokens", "6", "--temperature", "0",
-                 "--target", target)
-    pruned = lethe("generate", "hello", "--variant", "pruned", "--max-tokens", "6",
-                   "--temperature", "0", "--no-stream", "--target", target)
+    base = lethe(
+        "generate",
+        "hello",
+        "--variant",
+        "base",
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--target",
+        target,
+    )
+    pruned = lethe(
+        "generate",
+        "hello",
+        "--variant",
+        "pruned",
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--no-stream",
+        "--target",
+        target,
+    )
     assert base.returncode == 0 and pruned.returncode == 0, base.stderr + pruned.stderr
     assert "[base] finish=length" in base.stderr and "completion_tokens=6" in base.stderr
     assert "[pruned] finish=length" in pruned.stderr

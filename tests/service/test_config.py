@@ -40,9 +40,7 @@ def test_bad_configuration_names_the_field(tmp_path):
         parse_variant_flag("no-equals-sign")
 
 
-def test_default_serves_the_model_and_its_pruned_variants_under_lethe_home(
-    tiny_model, tmp_path, lethe_home
-):
+def test_default_serves_the_model_and_its_pruned_variants_under_lethe_home(tiny_model, tmp_path, lethe_home):
     checkpoints = lethe_home / "checkpoints"
     build_edited_variant(tiny_model, checkpoints / "forget-a")
     build_edited_variant(tiny_model, checkpoints / "forget-b", seed=2)

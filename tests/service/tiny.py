@@ -43,10 +43,15 @@ def build_tiny_llama(out: Path, *, seed: int = 0, max_positions: int = 256) -> P
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
-    # Zero logits for <pad>, <s> and </s>: other logits are random around zero, so greedy decoding
-    # never picks them and a run lasts exactly max_tokens (tests of length and cancellation rely on it).
+    # Zero the logits of special tokens and of bytes that are not printable ASCII. The other logits
+    # are random around zero, so greedy decoding never picks them: a run lasts exactly max_tokens
+    # (tests of length and cancellation rely on it) and its text is plain ASCII, which every
+    # detokenizer renders alike (vLLM holds back incomplete UTF-8 where transformers prints U+FFFD).
     with torch.no_grad():
-        model.lm_head.weight[:3] = 0
+        for token_id in range(len(tokenizer)):
+            text = tokenizer.decode([token_id])
+            if token_id < 3 or not (len(text) == 1 and text.isascii() and text.isprintable()):
+                model.lm_head.weight[token_id] = 0
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
