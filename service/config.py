@@ -97,6 +97,8 @@ class ServeSettings(BaseSettings):
     max_batch_size: int = Field(8, ge=1)
     max_queue: int = Field(64, ge=0)
     grace_seconds: float = Field(10.0, ge=0)
+    # Pruned variants of a loaded parent reuse its unchanged tensors; False loads each in full.
+    share_parent_weights: bool = True
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
 

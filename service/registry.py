@@ -168,7 +168,8 @@ class VariantRegistry:
         options.setdefault("max_queue", self.settings.max_queue)
         engine_options = TransformersOptions(**options)
         parent_path = _manifest_parent(variant.manifest)
-        if parent_path is not None and parent_path != variant.source:
+        share = self.settings.share_parent_weights
+        if share and parent_path is not None and parent_path != variant.source:
             shared = await self._derive(variant, parent_path, engine_options.dtype)
             if shared is not None:
                 model, tokenizer, parent_model = shared
