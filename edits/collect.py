@@ -26,9 +26,30 @@ OnBatch = Callable[[int, int], None]
 """Called after each batch with (batches done, tokens done)."""
 
 
-def sample_labels(probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One label per row drawn from the row's distribution (the model's own: the true Fisher)."""
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+def sample_labels(probabilities: torch.Tensor, generator: torch.Generator, block: int = 1024) -> torch.Tensor:
+    """One label per row drawn from the row's distribution (the model's own: the true Fisher).
+
+    Two-level inverse-CDF sampling: pick a block of the vocabulary by its mass, then a token inside
+    it by a float64 cumulative sum. It costs about one pass over the probabilities, where
+    `torch.multinomial` costs several softmaxes over a 262k-token vocabulary (measured: 0.24 s
+    against 15 s for 1020 rows of 262,144 on 2 cores).
+    """
+    rows, vocab = probabilities.shape
+    padded = -vocab % block
+    if padded:
+        probabilities = torch.nn.functional.pad(probabilities, (0, padded))
+    blocks = probabilities.view(rows, -1, block)
+    # Block masses in float32 (relative error ~1e-7, and fast); the cumulative sums in float64.
+    block_cdf = blocks.sum(dim=-1).to(torch.float64).cumsum_(dim=-1)
+    u = torch.rand(rows, 1, generator=generator, dtype=torch.float64, device=probabilities.device)
+    u = u * block_cdf[:, -1:]
+    chosen = torch.searchsorted(block_cdf, u, right=True).clamp_(max=block_cdf.shape[1] - 1)
+    below = torch.where(chosen > 0, block_cdf.gather(1, (chosen - 1).clamp_min(0)), 0.0)
+    index = torch.arange(rows, device=probabilities.device)
+    inner_cdf = blocks[index, chosen.squeeze(1)].to(torch.float64).cumsum_(dim=-1)
+    inner = torch.searchsorted(inner_cdf, u - below, right=True).clamp_(max=block - 1)
+    labels = (chosen * block + inner).squeeze(1)
+    return labels.clamp_(max=vocab - 1)
 
 
 @dataclass
@@ -71,8 +92,11 @@ class FactorSums:
         return {key: (a[self.aliases.get(key, key)], g / self.tokens) for key, g in self.g.items()}
 
 
-class _Hooks:
-    """Forward hooks that sum each hooked projection's input a a^T and keep its output tensor."""
+class ProjectionHooks:
+    """Forward hooks that keep each hooked projection's output tensor and sum its input a a^T.
+
+    With `statistics=False` they only set up the graph (the benchmark's bound uses that).
+    """
 
     def __init__(
         self,
@@ -80,9 +104,11 @@ class _Hooks:
         layout: MlpLayout,
         targets: list[tuple[int, str]],
         sums: FactorSums,
-        dtype: torch.dtype,
+        dtype: torch.dtype = torch.float32,
+        *,
+        statistics: bool = True,
     ) -> None:
-        self.sums, self.dtype = sums, dtype
+        self.sums, self.dtype, self.statistics = sums, dtype, statistics
         self.outputs: dict[tuple[int, str], torch.Tensor] = {}
         twins = dict(layout.input_twins)
         for block, proj in targets:
@@ -104,7 +130,7 @@ class _Hooks:
         return None
 
     def _recorder(self, target: tuple[int, str]) -> Callable:
-        accumulates_a = target not in self.sums.aliases
+        accumulates_a = self.statistics and target not in self.sums.aliases
 
         def record(_module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
             self.outputs[target] = output
@@ -154,7 +180,7 @@ class Collector:
     ) -> FactorSums:
         """Process batches from `sums.batches` on until `token_budget` tokens are summed."""
         sums = sums or FactorSums()
-        hooks = _Hooks(self.model, self.layout, self.targets, sums, self.dtype)
+        hooks = ProjectionHooks(self.model, self.layout, self.targets, sums, self.dtype)
         try:
             for index, input_ids in source.batches(start=sums.batches):
                 if sums.tokens >= token_budget:
@@ -171,7 +197,7 @@ class Collector:
             hooks.remove()
         return sums
 
-    def _step(self, hooks: _Hooks, index: int, input_ids: torch.Tensor) -> None:
+    def _step(self, hooks: ProjectionHooks, index: int, input_ids: torch.Tensor) -> None:
         if input_ids.shape[1] < 2:
             raise InvalidArgument("sequences need at least 2 tokens (seq_len >= 2)")
         hooks.outputs.clear()

@@ -234,3 +234,14 @@ def test_factor_sums_round_trip(tmp_path: Path) -> None:
     metadata = loaded.load(tmp_path / "s.safetensors", torch.device("cpu"))
     assert metadata["k"] == "v" and loaded.tokens == 5 and loaded.batches == 2
     assert torch.equal(loaded.a[(1, "gate")], torch.eye(3))
+
+
+def test_sampled_labels_draw_a_tail_of_tiny_probabilities_at_its_rate() -> None:
+    """0.5 % of the mass over 327k tokens of 1.5e-8 each is drawn at its rate."""
+    vocab, head = 327_680, 16
+    probabilities = torch.full((vocab,), 0.005 / (vocab - head))
+    probabilities[:head] = 0.995 / head
+    rows = probabilities.expand(200, -1)
+    generator = torch.Generator().manual_seed(1)
+    tail_hits = sum(int((sample_labels(rows, generator) >= head).sum()) for _ in range(50))
+    assert 25 <= tail_hits <= 75, f"expected ~50 of 10000 draws in the tail, got {tail_hits}"
