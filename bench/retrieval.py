@@ -8,11 +8,14 @@ Measured in one run, side by side:
               server sees them) and recall@10 against the exact flat index
   end to end  KnowledgeIndex.search (embed + FAISS + SQLite) on a real embedded index
 
-The search part uses synthetic clustered unit vectors (384-d, like the embedder's): embedding
-100k passages takes longer than a benchmark should on 2 shared cores. Recall is measured against
-exact search over the same vectors, so it describes the index, not the embedder.
+The search part uses synthetic unit vectors (384-d, like the embedder's): embedding 100k passages
+takes longer than a benchmark should on 2 shared cores. Two sets: "topical" (tight clusters; the
+10th nearest neighbour has cosine ~0.5, like passages on one subject) at every size, and "hard"
+(loose clusters, neighbours at cosine ~0.2, close to the worst case for approximate search) at
+--hard-sizes. Recall is measured against exact search over the same vectors, so it describes the
+index, not the embedder.
 
-    python bench/retrieval.py [--sizes 10000 100000] [--queries 300] [--out bench/out/retrieval.json]
+    python bench/retrieval.py [--sizes 10000 100000] [--hard-sizes 10000] [--queries 300]
 """
 
 import argparse
@@ -50,16 +53,17 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def clustered(
-    count: int, queries: int, dimension: int = 384, clusters: int = 500
-) -> tuple[np.ndarray, np.ndarray]:
+SETS = {"topical": (500, 1.2), "hard": (1000, 2.0)}  # (clusters, noise per dimension)
+
+
+def clustered(count: int, queries: int, clusters: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors scattered around random centres, and queries from the same distribution."""
     rng = np.random.default_rng(0)
-    centres = rng.standard_normal((clusters, dimension)).astype(np.float32)
+    centres = rng.standard_normal((clusters, 384)).astype(np.float32)
 
     def draw(n: int) -> np.ndarray:
-        points = (centres[rng.integers(0, clusters, n)] + 1.2 * rng.standard_normal((n, dimension))).astype(
-            np.float32
-        )
+        picked = centres[rng.integers(0, clusters, n)]
+        points = (picked + noise * rng.standard_normal((n, 384))).astype(np.float32)
         return points / np.linalg.norm(points, axis=1, keepdims=True)
 
     return draw(count), draw(queries)
@@ -90,10 +94,10 @@ def bench_embedding(count: int) -> dict[str, float]:
     return result
 
 
-def bench_search(size: int, query_count: int) -> list[dict[str, float | int | str]]:
+def bench_search(size: int, query_count: int, data: str) -> list[dict[str, float | int | str]]:
     import faiss
 
-    vectors, queries = clustered(size, query_count)
+    vectors, queries = clustered(size, query_count, *SETS[data])
     ids = np.arange(size, dtype=np.int64)
     rows: list[dict[str, float | int | str]] = []
     truth: np.ndarray | None = None
@@ -112,10 +116,13 @@ def bench_search(size: int, query_count: int) -> list[dict[str, float | int | st
             latencies.append((time.perf_counter() - start) * 1000)
         if truth is None:
             truth = found.copy()
+            tenth = float(np.mean(np.sum(queries * vectors[truth[:, -1]], axis=1)))
         recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
         rows.append(
             {
                 "size": size,
+                "data": data,
+                "cosine_10th_neighbour": tenth,
                 "kind": kind,
                 "params": _params(index),
                 "build_s": build_s,
@@ -139,8 +146,9 @@ def _params(index: VectorIndex) -> str:
 
 def _row(row: dict[str, float | int | str]) -> str:
     return (
-        f"{row['size']:>7} {row['kind']:<5} {row['params']:<24} build {row['build_s']:7.2f} s  "
-        f"p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  recall@10 {row['recall_at_10']:.3f}"
+        f"{row['size']:>7} {row['data']:<7} {row['kind']:<5} {row['params']:<24} "
+        f"build {row['build_s']:7.2f} s  p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  "
+        f"recall@10 {row['recall_at_10']:.3f}  (10th neighbour cos {row['cosine_10th_neighbour']:.2f})"
     )
 
 
@@ -165,6 +173,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="Vectors per index.")
+    parser.add_argument("--hard-sizes", type=int, nargs="*", default=[10_000], help="Sizes of the hard set.")
     parser.add_argument("--queries", type=int, default=300, help="Single queries timed per index.")
     parser.add_argument("--embed-passages", type=int, default=512, help="Passages embedded for throughput.")
     parser.add_argument(
@@ -177,7 +186,8 @@ def main() -> None:
     print(f"torch threads {torch.get_num_threads()}", flush=True)
     embedding = bench_embedding(args.embed_passages)
     print("embedding:", json.dumps({k: round(v, 2) for k, v in embedding.items()}), flush=True)
-    search = [row for size in args.sizes for row in bench_search(size, args.queries)]
+    search = [row for size in args.sizes for row in bench_search(size, args.queries, "topical")]
+    search += [row for size in args.hard_sizes for row in bench_search(size, args.queries, "hard")]
     end_to_end = bench_end_to_end(1000, 100)
     print("end to end (1000 embedded passages, flat, embed+search+SQLite, 1 thread):", json.dumps(end_to_end))
     args.out.parent.mkdir(parents=True, exist_ok=True)
