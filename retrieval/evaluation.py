@@ -1,0 +1,61 @@
+"""Answer matching and retrieval recall@k: does a retrieved passage contain the answer?"""
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.index import KnowledgeIndex
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents and punctuation removed, whitespace collapsed ("Tórshavn" = "torshavn")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return " ".join(re.sub(r"[^\w\s]", " ", plain).split())
+
+
+def contains_answer(text: str, answers: Sequence[str]) -> bool:
+    """True if any accepted answer occurs in `text` as whole words, after normalisation."""
+    haystack = f" {normalize(text)} "
+    return any(f" {normalize(a)} " in haystack for a in answers if normalize(a))
+
+
+def exact_match(prediction: str, answers: Sequence[str]) -> bool:
+    return normalize(prediction) in {normalize(a) for a in answers}
+
+
+@dataclass(frozen=True)
+class RecallReport:
+    k: int
+    overall: float
+    by_bucket: dict[str, float]
+    missed: list[str]
+
+
+def retrieval_recall(
+    index: KnowledgeIndex,
+    questions: Sequence[tuple[str, str, Sequence[str], str]],
+    k: int = 5,
+) -> RecallReport:
+    """Share of questions for which one of the top-k passages contains an accepted answer.
+
+    `questions` are (id, question text, accepted answers, bucket) tuples, so any question type
+    can be scored.
+    """
+    results = index.search_many([q[1] for q in questions], k)
+    hits: dict[str, list[bool]] = defaultdict(list)
+    missed = []
+    for (question_id, _, answers, bucket), passages in zip(questions, results, strict=True):
+        found = any(contains_answer(f"{h.passage.title or ''}. {h.passage.text}", answers) for h in passages)
+        hits[bucket].append(found)
+        if not found:
+            missed.append(question_id)
+    every = [x for values in hits.values() for x in values]
+    return RecallReport(
+        k=k,
+        overall=sum(every) / len(every) if every else 0.0,
+        by_bucket={bucket: sum(v) / len(v) for bucket, v in sorted(hits.items())},
+        missed=missed,
+    )
