@@ -61,8 +61,9 @@ def collect(
     ] = 20,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store or partial collection.")] = False,
 ) -> None:
-    """Collect K-FAC factors A = E[a a^T] and G = E[g g^T] for MLP projections."""
-    from edits.collection_job import CollectRequest, collect as run_collect
+    """Collect K-FAC factors A = E(a aᵀ) over MLP projection inputs and G = E(g gᵀ) over output gradients."""
+    from edits.collection_job import CollectRequest
+    from edits.collection_job import collect as run_collect
     from edits.models import resolve_model
 
     request = _request(
