@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from edits.collect import Collector, FactorSums, ProjectionHooks
-from edits.loading import ModelSpec, load_causal_lm
+from edits.loading import Checkpoint, load_causal_lm
 from edits.models import resolve_model
 from edits.prune import prune_weight
 from edits.spectral import eigendecompose
@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
 
     path = resolve_model(args.model)
-    spec = ModelSpec.read(path)
+    spec = Checkpoint.read(path)
     model, tokenizer = load_causal_lm(path, torch.device("cpu"), torch.float32)
     model.requires_grad_(False)
     blocks = [int(b) for b in args.blocks.split(",")]

@@ -15,7 +15,7 @@ from edits.checkpoint import read_tensors, tensor_files, write_checkpoint
 from edits.errors import AlreadyExists, InvalidArgument
 from edits.factor_store import FactorStore, now_iso
 from edits.fingerprint import model_fingerprint
-from edits.loading import ModelSpec
+from edits.loading import Checkpoint
 from edits.prune import prune_weight
 from edits.recipe import EditTarget, Recipe
 
@@ -36,7 +36,7 @@ class EditResult:
 
 
 def validate(
-    recipe: Recipe, spec: ModelSpec, store: FactorStore, *, parent_fingerprint: str, allow_other_model: bool
+    recipe: Recipe, spec: Checkpoint, store: FactorStore, *, parent_fingerprint: str, allow_other_model: bool
 ) -> list[EditTarget]:
     """All problems with a recipe at once, as one error that says what to fix."""
     targets = recipe.targets()
@@ -88,7 +88,7 @@ def apply_edit(
     eigen_dtype: torch.dtype = torch.float64,
     progress: bool = True,
 ) -> EditResult:
-    spec = ModelSpec.read(model)
+    spec = Checkpoint.read(model)
     store = FactorStore(factors)
     parent_fingerprint = model_fingerprint(spec.path)
     targets = validate(

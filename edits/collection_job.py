@@ -27,7 +27,7 @@ from edits.factor_store import (
     write_factor_store,
 )
 from edits.fingerprint import model_fingerprint
-from edits.loading import ModelSpec, load_causal_lm, resolve_device, resolve_dtype
+from edits.loading import Checkpoint, load_causal_lm, resolve_device, resolve_dtype
 
 SUMS_FILE = "sums.safetensors"
 
@@ -58,7 +58,7 @@ def partial_dir(out: Path) -> Path:
     return out.parent / f"{out.name}.partial"
 
 
-def _settings(request: CollectRequest, spec: ModelSpec) -> CollectSettings:
+def _settings(request: CollectRequest, spec: Checkpoint) -> CollectSettings:
     blocks = request.blocks if request.blocks is not None else list(range(spec.num_blocks))
     projections = request.projections or list(spec.layout.projections)
     bad_blocks = [b for b in blocks if not 0 <= b < spec.num_blocks]
@@ -107,7 +107,7 @@ def _finished_store(out: Path, identity: dict[str, str], tokens: int) -> FactorM
 
 def collect(request: CollectRequest, on_batch: OnBatch | None = None) -> FactorManifest:
     """Run (or resume) a collection; `on_batch(batches, tokens)` is called after every batch."""
-    spec = ModelSpec.read(request.model)
+    spec = Checkpoint.read(request.model)
     settings = _settings(request, spec)
     model_info = ModelInfo(
         path=str(spec.path),

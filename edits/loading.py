@@ -11,8 +11,8 @@ from edits.errors import NotFound
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A checkpoint directory and its architecture, read from config.json without loading weights."""
+class Checkpoint:
+    """A checkpoint directory and its MLP layout, read from config.json without loading weights."""
 
     path: Path
     model_type: str
@@ -20,7 +20,7 @@ class ModelSpec:
     layout: MlpLayout
 
     @classmethod
-    def read(cls, path: Path) -> "ModelSpec":
+    def read(cls, path: Path) -> "Checkpoint":
         config_path = Path(path) / "config.json"
         if not config_path.is_file():
             raise NotFound(f"{path} is not a Hugging Face checkpoint directory (no config.json)")
