@@ -245,3 +245,20 @@ def test_sampled_labels_draw_a_tail_of_tiny_probabilities_at_its_rate() -> None:
     generator = torch.Generator().manual_seed(1)
     tail_hits = sum(int((sample_labels(rows, generator) >= head).sum()) for _ in range(50))
     assert 25 <= tail_hits <= 75, f"expected ~50 of 10000 draws in the tail, got {tail_hits}"
+
+
+@pytest.mark.gpu
+def test_collection_on_gpu_equals_cpu(tiny_corpus: Path) -> None:
+    tokenizer = build_tokenizer()
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = build_model("llama", len(tokenizer)).double().to(device)
+        layout = layout_for("llama")
+        source = PackedTextSource(tiny_corpus, tokenizer, seq_len=16, batch_size=4)
+        sums = Collector(
+            model, layout, [(1, "gate"), (2, "down")], labels="sampled", dtype=torch.float64
+        ).run(source, token_budget=120)
+        results[device] = {key: (a.cpu(), g.cpu()) for key, (a, g) in sums.means().items()}
+    for key, (a, g) in results["cpu"].items():
+        torch.testing.assert_close(results["cuda"][key][0], a)
+        torch.testing.assert_close(results["cuda"][key][1], g)
