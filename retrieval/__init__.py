@@ -1,0 +1,14 @@
+"""Retrieval: a FAISS + SQLite knowledge index that gives facts back through the context.
+
+Plain functions and classes over domain types (no gRPC here):
+
+- `retrieval.documents`: `Document`, `load_documents(path)`, `parse_documents(records)`
+- `retrieval.embedding`: `Embedder` protocol, `load_embedder(spec)` (packaged all-MiniLM-L6-v2)
+- `retrieval.index`: `KnowledgeIndex.build/open`, `.search`, `.search_many`, `.add_documents`,
+  `.delete_documents`, `.info`, `.refresh`; `SearchLimits`
+- `retrieval.vectors`: `IndexConfig` (flat / hnsw / ivf / auto) and the FAISS wrapper
+- `retrieval.demo`: the shipped fact corpus and question set; `retrieval.evaluation`: recall@k
+- `retrieval.errors`: `RetrievalError` and subclasses, each with a `kind`
+
+Heavy dependencies (torch, transformers, faiss) are imported only when used.
+"""

@@ -26,7 +26,7 @@ from retrieval.errors import (
 )
 from retrieval.manifest import PASSAGES, VECTORS, EmbedderInfo, Manifest
 from retrieval.passages import Hit, Passage
-from retrieval.snapshots import SnapshotDir
+from retrieval.snapshots import LOCK, SNAPSHOTS, SnapshotDir
 from retrieval.store import MetadataFilter, PassageReader, PassageWriter, create_database
 from retrieval.vectors import IndexConfig, VectorIndex
 
@@ -172,7 +172,7 @@ class KnowledgeIndex:
     ) -> "KnowledgeIndex":
         """Create a new index at `root` (which must not hold an index or other files)."""
         root = Path(root)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and not _is_empty_or_abandoned(root):
             raise AlreadyExists(
                 f"{root} already exists and is not empty; use `lethe index add` to extend an "
                 "index, or choose a new directory"
@@ -428,6 +428,17 @@ def _prepare(
         raise InvalidArgument(f"document(s) with no indexable text: {_sample(empty)}")
     vectors = embedder.embed([p.embedding_text() for p in passages], batch_size=batch_size, progress=progress)
     return passages, vectors
+
+
+def _is_empty_or_abandoned(root: Path) -> bool:
+    """An empty directory, or what a build that failed before publishing leaves behind."""
+    if not root.is_dir():
+        return False
+    entries = {p.name for p in root.iterdir()}
+    if not entries <= {LOCK, SNAPSHOTS}:
+        return False
+    snapshots = root / SNAPSHOTS
+    return not snapshots.exists() or not any(p.name.isdigit() for p in snapshots.iterdir())
 
 
 def _check_unique(documents: Sequence[Document]) -> None:

@@ -182,6 +182,26 @@ def test_a_failed_write_keeps_the_previous_snapshot(
     assert top_doc(reopened, "capital of Canada") == "ottawa"
 
 
+def test_a_failed_build_can_be_retried(
+    tmp_path: Path, embedder: TransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(self: VectorIndex, path: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(VectorIndex, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        KnowledgeIndex.build(tmp_path / "i", CITY_DOCS, embedder)
+    monkeypatch.undo()
+    with pytest.raises(NotFound):
+        KnowledgeIndex.open(tmp_path / "i", embedder)
+    index = KnowledgeIndex.build(tmp_path / "i", CITY_DOCS, embedder)
+    assert index.info().snapshot == "000001" and index.info().documents == 4
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not ours")
+    with pytest.raises(AlreadyExists):
+        KnowledgeIndex.build(tmp_path / "other", CITY_DOCS, embedder)
+
+
 def test_readers_keep_the_old_snapshot_until_the_new_one_is_published(
     city_index: KnowledgeIndex, embedder: TransformerEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
