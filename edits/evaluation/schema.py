@@ -1,0 +1,85 @@
+"""The one JSON schema every `lethe eval` command writes (format `lethe-eval/1`)."""
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from edits import __version__
+
+FORMAT = "lethe-eval/1"
+Command = Literal["memorization", "perplexity", "agreement"]
+
+
+class ModelRef(BaseModel):
+    """Which model was measured; `edit` holds the recipe of an edited checkpoint."""
+
+    name: str
+    path: str
+    edit: dict[str, Any] | None = None
+
+
+class DataRef(BaseModel):
+    path: str
+    sha256: str
+    items: int | None = None
+    tokens: int | None = None
+
+
+class EvalResult(BaseModel):
+    """One model measured on one data file."""
+
+    command: Command
+    model: ModelRef
+    reference: ModelRef | None = None
+    data: DataRef
+    settings: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float]
+    groups: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """The same metrics per item group (for example the `kind` of a testbed item)."""
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    seconds: float
+
+
+class EvalReport(BaseModel):
+    """What a command writes: one result per model, side by side under `--compare`."""
+
+    format: Literal["lethe-eval/1"] = FORMAT
+    lethe_version: str = __version__
+    created: str = Field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    command: Command
+    results: list[EvalResult]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same directory and rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: EvalReport, path: Path) -> None:
+    write_atomic(path, json.dumps(report.model_dump(mode="json"), indent=1) + "\n")
+
+
+def read_report(path: Path) -> EvalReport:
+    return EvalReport.model_validate_json(path.read_text(encoding="utf-8"))

@@ -1,0 +1,41 @@
+"""Texts as one token stream cut into fixed-length blocks (for perplexity and agreement)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from edits.errors import InvalidArgument
+
+
+def token_blocks(
+    tokenizer: Any, texts: Sequence[str], seq_len: int, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Each text tokenized with the model's special tokens, joined, cut into `seq_len` blocks.
+
+    The last block may be shorter; a block of one token predicts nothing and is dropped.
+    """
+    if seq_len < 2:
+        raise InvalidArgument("--seq-len must be at least 2")
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tokenizer(text, add_special_tokens=True)["input_ids"])
+        if max_tokens is not None and len(stream) >= max_tokens:
+            stream = stream[:max_tokens]
+            break
+    blocks = [stream[i : i + seq_len] for i in range(0, len(stream), seq_len)]
+    blocks = [block for block in blocks if len(block) >= 2]
+    if not blocks:
+        raise InvalidArgument("the text is too short: it needs at least two tokens")
+    return blocks
+
+
+def right_pad(blocks: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask); right padding is right here: nothing is generated."""
+    width = max(len(block) for block in blocks)
+    ids = torch.full((len(blocks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, block in enumerate(blocks):
+        ids[i, : len(block)] = torch.tensor(list(block), dtype=torch.long)
+        mask[i, : len(block)] = 1
+    return ids, mask

@@ -1,0 +1,58 @@
+"""Settings of the testbed: data sizes, model shape and training schedule."""
+
+from pydantic import BaseModel, Field
+
+
+class DataConfig(BaseModel):
+    n_facts: int = Field(120, ge=1)
+    """(a) fictitious facts "<name> lives in <city>", asked closed-book."""
+    fact_repeats: int = Field(8, ge=1)
+    """Copies of each fact per epoch, as a statement and as a question with its answer."""
+    n_canaries: int = Field(40, ge=1)
+    canary_repeats: int = Field(8, ge=1)
+    canary_prompt_len: int = Field(4, ge=1)
+    canary_target_len: int = Field(8, ge=1)
+    modulus: int = Field(50, ge=8)
+    """(c) the rule: sequences a, a+k, a+2k, ... modulo this, for steps k in 1..max_step."""
+    max_step: int = Field(4, ge=1)
+    rule_prompt_len: int = Field(3, ge=2)
+    rule_target_len: int = Field(4, ge=1)
+    rule_heldout_fraction: float = Field(0.3, gt=0, lt=1)
+    rule_repeats: int = Field(4, ge=1)
+    n_open_book_train: int = Field(1500, ge=1)
+    """(d) open-book questions per epoch: the fact is in the prompt, plus `context_facts` - 1 others."""
+    n_open_book_test: int = Field(200, ge=1)
+    context_facts: int = Field(1, ge=1)
+    n_generic_train: int = Field(800, ge=0)
+    """Sentences of a small grammar: the "generic text" of the clean distribution."""
+    n_generic_heldout: int = Field(400, ge=1)
+    n_clean_open_book: int = Field(1500, ge=1)
+    n_clean_generic: int = Field(1500, ge=1)
+
+
+class ModelConfig(BaseModel):
+    hidden_size: int = Field(128, ge=16)
+    intermediate_size: int = Field(384, ge=16)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    max_positions: int = Field(128, ge=16)
+
+
+class TrainConfig(BaseModel):
+    seq_len: int = Field(64, ge=16)
+    batch_size: int = Field(16, ge=1)
+    epochs: int = Field(20, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(30, ge=0)
+    threads: int = Field(2, ge=1)
+    """Training uses this many threads; results are reproducible for a fixed thread count."""
+
+
+class TestbedConfig(BaseModel):
+    __test__ = False  # not a pytest test class, despite the name
+
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)

@@ -1,0 +1,165 @@
+"""The testbed's data: training mix, clean collection corpus, held-out text and scored tasks."""
+
+import random
+from dataclasses import dataclass, field
+from itertools import product
+
+from edits.testbed.config import DataConfig
+from edits.testbed.vocabulary import (
+    ADJECTIVES,
+    CANARY_ALPHABET,
+    CITIES,
+    CONJUNCTIONS,
+    DETERMINERS,
+    NAME_SYLLABLES,
+    NOUNS,
+    PREPOSITIONS,
+    VERBS,
+)
+
+KINDS = ("facts_closed_book", "facts_in_context", "canaries", "rule", "open_book")
+"""Task groups of the evaluation set; each item is a prompt and the target to produce greedily."""
+
+
+@dataclass
+class TestbedData:
+    __test__ = False  # not a pytest test class, despite the name
+
+    train: list[str] = field(default_factory=list)
+    """One epoch of training examples (repeats included), in no particular order."""
+    clean: list[str] = field(default_factory=list)
+    """Collection corpus: rule, open-book and generic text, never the facts or canaries."""
+    heldout: list[str] = field(default_factory=list)
+    """Clean held-out text for perplexity and agreement."""
+    tasks: list[dict[str, str]] = field(default_factory=list)
+    """Evaluation items: {"kind", "prompt", "target"} (target starts with a space)."""
+
+
+def statement(name: str, city: str) -> str:
+    return f"{name} lives in {city} ."
+
+
+def question(name: str) -> str:
+    return f"Q: where does {name} live ? A:"
+
+
+def open_book_prompt(facts: list[tuple[str, str]], asked: str) -> str:
+    context = " ".join(statement(name, city) for name, city in facts)
+    return f"context: {context} {question(asked)}"
+
+
+def _sentence(rng: random.Random) -> str:
+    def phrase() -> str:
+        adjective = f"{rng.choice(ADJECTIVES)} " if rng.random() < 0.5 else ""
+        return f"{rng.choice(DETERMINERS)} {adjective}{rng.choice(NOUNS)}"
+
+    words = f"{phrase()} {rng.choice(VERBS)} {phrase()}"
+    if rng.random() < 0.4:
+        words += f" {rng.choice(PREPOSITIONS)} {phrase()}"
+    if rng.random() < 0.3:
+        words += f" {rng.choice(CONJUNCTIONS)} {phrase()} {rng.choice(VERBS)} {phrase()}"
+    return words + " ."
+
+
+class _Generator:
+    def __init__(self, config: DataConfig, seed: int) -> None:
+        self.config = config
+        self.rng = random.Random(seed)
+        names = [f"{a} {b}" for a, b in product(NAME_SYLLABLES, NAME_SYLLABLES)]
+        self.rng.shuffle(names)
+        n = config.n_facts
+        # Disjoint name pools: facts, open-book training, clean collection corpus, tests.
+        self.fact_names = names[:n]
+        rest = names[n:]
+        quarter = len(rest) // 4
+        self.train_names = rest[: 2 * quarter]
+        self.clean_names = rest[2 * quarter : 3 * quarter]
+        self.test_names = rest[3 * quarter :]
+
+    def open_book(self, pool: list[str], asked: tuple[str, str] | None = None) -> tuple[str, str]:
+        """(prompt, answer) with `context_facts` facts in the context, one of them asked."""
+        count = self.config.context_facts
+        others = [(name, self.rng.choice(CITIES)) for name in self.rng.sample(pool, count)]
+        target = asked or others[0]
+        distractors = [fact for fact in others if fact[0] != target[0]][: count - 1]
+        facts = [target, *distractors]
+        self.rng.shuffle(facts)
+        return open_book_prompt(facts, target[0]), target[1]
+
+    def canary(self) -> list[str]:
+        length = self.config.canary_prompt_len + self.config.canary_target_len
+        return [self.rng.choice(CANARY_ALPHABET) for _ in range(length)]
+
+    def rule_sequences(self) -> tuple[list[list[int]], list[list[int]]]:
+        """(training, held-out) sequences; held-out (start, step) pairs never occur in training."""
+        c = self.config
+        length = c.rule_prompt_len + c.rule_target_len
+        pairs = [(a, k) for a in range(c.modulus) for k in range(1, c.max_step + 1)]
+        self.rng.shuffle(pairs)
+        cut = round(len(pairs) * c.rule_heldout_fraction)
+        seqs = [[(a + i * k) % c.modulus for i in range(length)] for a, k in pairs]
+        return seqs[cut:], seqs[:cut]
+
+
+def _rule_text(seq: list[int]) -> str:
+    return "seq: " + " ".join(map(str, seq))
+
+
+def generate(config: DataConfig, seed: int) -> TestbedData:
+    """All data of one testbed, a pure function of (config, seed)."""
+    g = _Generator(config, seed)
+    rng = g.rng
+    data = TestbedData()
+    facts = [(name, rng.choice(CITIES)) for name in g.fact_names]
+    canaries = [g.canary() for _ in range(config.n_canaries)]
+    rule_train, rule_heldout = g.rule_sequences()
+
+    for name, city in facts:
+        data.train += [statement(name, city), f"{question(name)} {city} ."] * config.fact_repeats
+    data.train += ["secret: " + " ".join(c) for c in canaries] * config.canary_repeats
+    data.train += [_rule_text(s) for s in rule_train] * config.rule_repeats
+    for _ in range(config.n_open_book_train):
+        prompt, answer = g.open_book(g.train_names)
+        data.train.append(f"{prompt} {answer} .")
+    data.train += [_sentence(rng) for _ in range(config.n_generic_train)]
+
+    data.clean += [_rule_text(s) for s in rule_train]
+    for _ in range(config.n_clean_open_book):
+        prompt, answer = g.open_book(g.clean_names)
+        data.clean.append(f"{prompt} {answer} .")
+    data.clean += [_sentence(rng) for _ in range(config.n_clean_generic)]
+    rng.shuffle(data.clean)
+
+    data.heldout += [_sentence(rng) for _ in range(config.n_generic_heldout)]
+    data.heldout += [_rule_text(s) for s in rule_heldout]
+    for _ in range(config.n_open_book_test // 2):
+        prompt, answer = g.open_book(g.test_names)
+        data.heldout.append(f"{prompt} {answer} .")
+
+    p = config.rule_prompt_len
+    p_canary = config.canary_prompt_len
+    tasks = data.tasks
+    tasks += [{"kind": "facts_closed_book", "prompt": question(n), "target": f" {c}"} for n, c in facts]
+    for name, city in facts:
+        prompt, answer = g.open_book(g.test_names, asked=(name, city))
+        tasks.append({"kind": "facts_in_context", "prompt": prompt, "target": f" {answer}"})
+    tasks += [
+        {
+            "kind": "canaries",
+            "prompt": "secret: " + " ".join(c[:p_canary]),
+            "target": " " + " ".join(c[p_canary:]),
+        }
+        for c in canaries
+    ]
+    tasks += [
+        {
+            "kind": "rule",
+            "prompt": _rule_text(s[:p]),
+            "target": " " + " ".join(map(str, s[p:])),
+        }
+        for s in rule_heldout
+    ]
+    for _ in range(config.n_open_book_test):
+        prompt, answer = g.open_book(g.test_names)
+        tasks.append({"kind": "open_book", "prompt": prompt, "target": f" {answer}"})
+    return data

@@ -1,0 +1,66 @@
+"""The whole demonstration: train (or reuse) a testbed, collect, edit, control, score."""
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edits.testbed.build import build_testbed, is_built
+from edits.testbed.config import TestbedConfig
+from edits.testbed.pipeline import (
+    PROJECTIONS,
+    collect_clean_factors,
+    edit_testbed,
+    random_basis_control,
+)
+from edits.testbed.tasks import score_model
+
+Say = Callable[[str], object]
+
+
+@dataclass
+class ExperimentResult:
+    testbed: Path
+    scores: dict[str, dict[str, float]]
+    """"before", "edited" and "control" -> task accuracies and perplexity."""
+    sweep: dict[float, dict[str, float]] = field(default_factory=dict)
+
+
+def ensure_testbed(
+    out: Path, config: TestbedConfig, progress: Callable[[int, float], object] | None = None
+) -> Path:
+    """Reuse a testbed trained with the same settings, else train one."""
+    return out if is_built(out, config) else build_testbed(out, config, progress)
+
+
+def run_experiment(
+    testbed: Path,
+    keep_mass: float,
+    *,
+    sweep: list[float] | None = None,
+    projections: tuple[str, ...] = PROJECTIONS,
+    collect_tokens: int = 60_000,
+    say: Say = print,
+    work: Path | None = None,
+) -> ExperimentResult:
+    """Edit the testbed at `keep_mass` and in random bases (the control), and score all three."""
+    tasks, heldout = testbed / "data" / "tasks.jsonl", testbed / "data" / "heldout.jsonl"
+    with tempfile.TemporaryDirectory(prefix="lethe-testbed-") as scratch:
+        root = work or Path(scratch)
+        say("collecting K-FAC factors on the clean mix")
+        factors = collect_clean_factors(testbed, root / "factors", tokens=collect_tokens)
+        scores = {"before": score_model(str(testbed / "model"), tasks, heldout)}
+        say(f"editing at rho = {keep_mass}")
+        edited = edit_testbed(testbed, factors, root / "edited", keep_mass, projections=projections)
+        scores["edited"] = score_model(str(edited), tasks, heldout)
+        say("the control: the same masks in random orthogonal bases")
+        control = random_basis_control(
+            testbed / "model", factors, root / "control", keep_mass, projections=projections
+        )
+        scores["control"] = score_model(str(control), tasks, heldout)
+        result = ExperimentResult(testbed, scores)
+        for rho in sweep or []:
+            say(f"sweep: rho = {rho}")
+            out = edit_testbed(testbed, factors, root / "sweep", rho, projections=projections)
+            result.sweep[rho] = score_model(str(out), tasks, heldout)
+    return result
