@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.documents import Document
 from retrieval.embedding import TransformerEmbedder
-from retrieval.errors import AlreadyExists, EmbedderMismatch, InvalidArgument, NotFound
+from retrieval.errors import AlreadyExists, EmbedderMismatch, IndexCorrupt, InvalidArgument, NotFound
 from retrieval.index import KnowledgeIndex, SearchLimits
 from retrieval.manifest import FORMAT_VERSION, Manifest
 from retrieval.snapshots import CURRENT
@@ -308,3 +308,16 @@ def test_old_snapshots_are_swept(tmp_path: Path, embedder: TransformerEmbedder) 
     names = sorted(p.name for p in (tmp_path / "i" / "snapshots").iterdir())
     assert names == ["000003", "000004"]
     assert top_doc(KnowledgeIndex.open(tmp_path / "i", embedder), "capital of Australia") == "canberra"
+
+
+def test_damaged_or_foreign_format_indexes_are_refused(
+    city_index: KnowledgeIndex, embedder: TransformerEmbedder
+) -> None:
+    snapshot = city_index.path / "snapshots" / city_index.info().snapshot
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    (snapshot / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(IndexCorrupt, match="format version 99"):
+        KnowledgeIndex.open(city_index.path, embedder)
+    (city_index.path / CURRENT).write_text("000042\n")
+    with pytest.raises(IndexCorrupt, match="000042"):
+        KnowledgeIndex.open(city_index.path, embedder)
