@@ -28,6 +28,25 @@ EmbedderOption = Annotated[
     ),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Passages embedded per forward pass.")]
+Threads = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="torch threads for embedding (default: torch's choice)."),
+]
+QueryThreads = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch threads for embedding queries; 1 is fastest for short queries on a busy host.",
+    ),
+]
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _progress_bar(description: str) -> tuple["Progress", Any]:
@@ -97,6 +116,7 @@ def build(
         int, typer.Option("--chunk-overlap", min=0, help="Tokens shared by consecutive passages.")
     ] = 40,
     batch_size: BatchSize = 32,
+    threads: Threads = None,
 ) -> None:
     """Chunk, embed and index a documents file into a new index directory."""
     from pydantic import ValidationError
@@ -114,6 +134,7 @@ def build(
     except ValidationError as error:
         raise InvalidArgument(_pydantic_message(error)) from None
     documents = load_documents(docs)
+    _set_threads(threads)
     model = load_embedder(embedder)
     update, bar = _progress_bar("embedding")
     try:
@@ -144,11 +165,13 @@ def add(
     ] = False,
     embedder: EmbedderOption = None,
     batch_size: BatchSize = 32,
+    threads: Threads = None,
 ) -> None:
     """Add documents to an index; readers keep the old snapshot until the new one is complete."""
     from retrieval.documents import load_documents
 
     documents = load_documents(docs)
+    _set_threads(threads)
     opened = _open(index, embedder)
     update, bar = _progress_bar("embedding")
     try:
@@ -200,6 +223,7 @@ def search(
         ),
     ] = None,
     embedder: EmbedderOption = None,
+    threads: QueryThreads = 1,
 ) -> None:
     """Find the passages most similar to a query, or to each query of a JSONL file."""
     from retrieval.errors import InvalidArgument
@@ -207,6 +231,7 @@ def search(
     if (query is None) == (queries is None):
         raise InvalidArgument("give either a query argument or --queries FILE, not both or neither")
     where = _parse_filters(filters)
+    _set_threads(threads)
     if queries is not None:
         _search_file(index, queries, k, where, embedder)
         return
