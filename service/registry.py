@@ -74,8 +74,9 @@ class VariantRegistry:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self._variants: dict[str, Variant] = {}
-        self._parents: dict[Path, tuple[Any, Any]] = {}
-        self._parent_locks: dict[Path, asyncio.Lock] = {}
+        # Loaded models by (directory, dtype, device): base variants and parents of pruned ones.
+        self._parents: dict[tuple[Path, str, str], tuple[Any, Any]] = {}
+        self._parent_locks: dict[tuple[Path, str, str], asyncio.Lock] = {}
         self._listeners: list[StatusListener] = []
         self._tasks: set[asyncio.Task] = set()
         self.default_name: str | None = settings.default_variant
@@ -170,34 +171,37 @@ class VariantRegistry:
         parent_path = _manifest_parent(variant.manifest)
         share = self.settings.share_parent_weights
         if share and parent_path is not None and parent_path != variant.source:
-            shared = await self._derive(variant, parent_path, engine_options.dtype)
+            shared = await self._derive(variant, parent_path, engine_options)
             if shared is not None:
                 model, tokenizer, parent_model = shared
                 return TransformersEngine(
                     model, tokenizer, engine_options, parent=parent_model, label=variant.name
                 )
-        model, tokenizer = await self._parent(variant.source, engine_options.dtype)
+        model, tokenizer = await self._parent(variant.source, engine_options)
         return TransformersEngine(model, tokenizer, engine_options, label=variant.name)
 
-    async def _parent(self, path: Path, dtype: str) -> tuple[Any, Any]:
-        lock = self._parent_locks.setdefault(path, asyncio.Lock())
+    async def _parent(self, path: Path, options: Any) -> tuple[Any, Any]:
+        key = (path, options.dtype, options.torch_device())
+        lock = self._parent_locks.setdefault(key, asyncio.Lock())
         async with lock:
-            if path not in self._parents:
+            if key not in self._parents:
                 import torch
 
                 from service.engines.weights import load_model
 
-                self._parents[path] = await asyncio.to_thread(load_model, path, getattr(torch, dtype))
-            return self._parents[path]
+                self._parents[key] = await asyncio.to_thread(
+                    load_model, path, getattr(torch, options.dtype), key[2]
+                )
+            return self._parents[key]
 
-    async def _derive(self, variant: Variant, parent_path: Path, dtype: str):
+    async def _derive(self, variant: Variant, parent_path: Path, options: Any):
         """(model, tokenizer, parent model) sharing the parent's tensors, or None to load fully."""
         from service.engines.weights import CannotShare, derive_variant
 
         if not (parent_path / "config.json").is_file():
             log.warning("variant %s: parent %s is gone; loading in full", variant.name, parent_path)
             return None
-        parent_model, tokenizer = await self._parent(parent_path, dtype)
+        parent_model, tokenizer = await self._parent(parent_path, options)
         try:
             model = await asyncio.to_thread(
                 derive_variant, parent_model, variant.source, variant.edited_tensors
@@ -236,8 +240,8 @@ class VariantRegistry:
             parent = _manifest_parent(variant.manifest)
             if parent is not None:
                 in_use.add(parent)
-        for path in [p for p in self._parents if p not in in_use]:
-            del self._parents[path]
+        for key in [k for k in self._parents if k[0] not in in_use]:
+            del self._parents[key]
 
     async def close(self) -> None:
         self.closing = True

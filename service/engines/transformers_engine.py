@@ -41,6 +41,12 @@ class TransformersOptions(BaseModel):
     max_batch_size: int = Field(8, ge=1, description="Rows decoded together in one forward pass.")
     max_queue: int = Field(64, ge=0, description="Requests waiting for a row before refusal.")
     dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
+
+    def torch_device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
 
 
 @dataclass(eq=False)
@@ -77,7 +83,7 @@ class _Batch:
         if not keep:
             self.cache, self.mask = None, None
             return
-        index = torch.tensor(keep)
+        index = torch.tensor(keep, device=self.mask.device if self.mask is not None else None)
         assert self.mask is not None
         mask = self.mask[index]
         # Drop leading columns that are padding for every remaining row.
@@ -129,6 +135,7 @@ class TransformersEngine(Engine):
         self.parent = parent
         self._label = label
         self._eos = _eos_ids(model, tokenizer)
+        self._device = next(model.parameters()).device
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._waiting: deque[_Slot] = deque()
         self._batch = _Batch()
@@ -142,7 +149,7 @@ class TransformersEngine(Engine):
         from service.engines.weights import load_model
 
         options = options or TransformersOptions()
-        model, tokenizer = load_model(path, getattr(torch, options.dtype))
+        model, tokenizer = load_model(path, getattr(torch, options.dtype), options.torch_device())
         return cls(model, tokenizer, options, **kw)
 
     # -- Engine interface -------------------------------------------------------------------
@@ -278,8 +285,10 @@ class TransformersEngine(Engine):
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
+            logits_to_keep=1,
         )
-        return out.logits[:, -1, :].float()
+        # Sampling runs on the CPU with per-request generators.
+        return out.logits[:, -1, :].float().cpu()
 
     def _prefill(self, slots: list[_Slot]) -> None:
         from transformers import DynamicCache
@@ -292,6 +301,7 @@ class TransformersEngine(Engine):
             ids[row, width - len(slot.prompt_ids) :] = torch.tensor(slot.prompt_ids)
             mask[row, width - len(slot.prompt_ids) :] = 1
         cache = DynamicCache()
+        ids, mask = ids.to(self._device), mask.to(self._device)
         logits = self._forward(ids, mask, cache)
         for slot in slots:
             slot.queue_seconds = started - slot.arrived
@@ -307,7 +317,7 @@ class TransformersEngine(Engine):
             self._drop_finished()
             if not batch.slots:
                 return
-        ids = torch.tensor([[s.generated[-1]] for s in batch.slots])
+        ids = torch.tensor([[s.generated[-1]] for s in batch.slots], device=self._device)
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.slots), 1))], dim=1)
         logits = self._forward(ids, batch.mask, batch.cache)
         self._advance(batch.slots, logits)

@@ -34,15 +34,15 @@ def read_manifest(checkpoint: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def load_model(path: Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """Model (eval mode, no grad) and tokenizer from an HF directory."""
+def load_model(path: Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[Any, Any]:
+    """Model (eval mode, no grad, on `device`) and tokenizer from an HF directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not (path / "config.json").is_file():
         raise InvalidRequest("checkpoint", f"{path} is not a model directory (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    model.eval().requires_grad_(False)
+    model.to(device).eval().requires_grad_(False)
     return model, tokenizer
 
 
@@ -90,7 +90,8 @@ def derive_variant(parent: torch.nn.Module, checkpoint: Path, edited: list[str])
                 stored.add(key)
                 if key in edited or key not in params:
                     continue
-                if not torch.equal(handle.get_tensor(key).to(params[key].dtype), params[key]):
+                stored_tensor = handle.get_tensor(key).to(params[key].device, params[key].dtype)
+                if not torch.equal(stored_tensor, params[key]):
                     raise CannotShare(f"{key} differs from the parent but is not listed as edited")
     if not set(edited) <= stored:
         raise CannotShare("edited tensors missing from the checkpoint files")
@@ -98,7 +99,7 @@ def derive_variant(parent: torch.nn.Module, checkpoint: Path, edited: list[str])
     memo: dict[int, Any] = {}
     for name, param in params.items():
         if name in replacements:
-            tensor = replacements[name].to(param.dtype)
+            tensor = replacements[name].to(device=param.device, dtype=param.dtype)
             if tensor.shape != param.shape:
                 raise CannotShare(f"{name}: shape {tuple(tensor.shape)} != {tuple(param.shape)}")
             memo[id(param)] = torch.nn.Parameter(tensor, requires_grad=False)
