@@ -97,3 +97,33 @@ def test_cli_errors_are_one_line_and_lose_nothing(
     assert "Traceback" not in captured.err
     info = json.loads(lethe("index", "info", "--index", str(index), "--json"))
     assert (info["documents"], info["snapshot"]) == (4, "000001")
+
+
+def test_another_model_directory_is_recorded_and_enforced(
+    tmp_path: Path,
+    embedder: TransformerEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same weights under another directory name: a different embedder as far as indexes go.
+    other = tmp_path / "minilm-copy"
+    other.mkdir()
+    for item in embedder.model_dir.iterdir():
+        (other / item.name).symlink_to(item)
+    index = tmp_path / "idx"
+    docs = write_docs(tmp_path / "docs.jsonl", CITY_DOCS)
+    lethe("index", "build", "--docs", str(docs), "--out", str(index), "--embedder", str(other))
+    info = json.loads(lethe("index", "info", "--index", str(index), "--json"))
+    assert (info["embedder"], info["dimension"]) == ("minilm-copy", 384)
+    # Reopening without --embedder uses the model the manifest names.
+    hits = json.loads(lethe("index", "search", "--index", str(index), "capital of Australia", "--json"))
+    assert hits["hits"][0]["doc_id"] == "canberra"
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["lethe", "index", "search", "--index", str(index), "x", "--embedder", "all-MiniLM-L6-v2"],
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main()
+    assert "built with embedder 'minilm-copy'" in capsys.readouterr().err
