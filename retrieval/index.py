@@ -96,6 +96,19 @@ def _load_snapshot(directory: SnapshotDir, name: str) -> _Snapshot:
     return _Snapshot(name, path, manifest, vectors, store)
 
 
+def _load_current(directory: SnapshotDir) -> _Snapshot:
+    """Load the live snapshot. If writers publish and sweep it between reading CURRENT and
+    opening its files, read CURRENT again rather than fail."""
+    for _ in range(5):
+        name = directory.current_name()
+        try:
+            return _load_snapshot(directory, name)
+        except (IndexCorrupt, OSError):
+            if directory.current_name() == name:
+                raise
+    return _load_snapshot(directory, directory.current_name())
+
+
 def read_manifest(root: Path) -> Manifest:
     """The live snapshot's manifest, without loading the index."""
     directory = SnapshotDir(Path(root))
@@ -152,7 +165,7 @@ class KnowledgeIndex:
         directory = SnapshotDir(Path(root))
         if not Path(root).is_dir():
             raise NotFound(f"no index at {root}: the directory does not exist")
-        snapshot = _load_snapshot(directory, directory.current_name())
+        snapshot = _load_current(directory)
         _check_embedder(snapshot.manifest.embedder, embedder, Path(root))
         return cls(directory, embedder, snapshot, limits or SearchLimits(), keep_snapshots)
 
@@ -229,10 +242,9 @@ class KnowledgeIndex:
     def refresh(self) -> bool:
         """Switch to the newest published snapshot (written by another process); True if it
         changed. Searches already running finish on the snapshot they started with."""
-        name = self._directory.current_name()
-        if name == self._snapshot.name:
+        if self._directory.current_name() == self._snapshot.name:
             return False
-        snapshot = _load_snapshot(self._directory, name)
+        snapshot = _load_current(self._directory)
         _check_embedder(snapshot.manifest.embedder, self._embedder, self.path)
         self._snapshot = snapshot
         return True

@@ -244,8 +244,10 @@ def test_readers_keep_the_old_snapshot_until_the_new_one_is_published(
 
 
 def test_concurrent_searches_during_real_adds_always_see_a_whole_snapshot(
-    city_index: KnowledgeIndex, embedder: TransformerEmbedder
+    tmp_path: Path, embedder: TransformerEmbedder
 ) -> None:
+    # Keeping a single snapshot makes writers delete the one a reader is about to open.
+    city_index = KnowledgeIndex.build(tmp_path / "busy", CITY_DOCS, embedder, keep_snapshots=1)
     extra = [
         Document(id=f"extra-{n}", text=f"Filler passage {n} about harbours and ships.") for n in range(8)
     ]
@@ -321,3 +323,24 @@ def test_damaged_or_foreign_format_indexes_are_refused(
     (city_index.path / CURRENT).write_text("000042\n")
     with pytest.raises(IndexCorrupt, match="000042"):
         KnowledgeIndex.open(city_index.path, embedder)
+
+
+def test_opening_retries_when_a_writer_sweeps_the_snapshot_away(
+    tmp_path: Path, embedder: TransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval.index as index_module
+
+    writer = KnowledgeIndex.build(tmp_path / "i", CITY_DOCS[:2], embedder, keep_snapshots=1)
+    load = index_module._load_snapshot
+    calls: list[str] = []
+
+    def racing(directory: object, name: str) -> object:
+        calls.append(name)
+        if len(calls) == 1:  # between reading CURRENT and opening the files, a write lands
+            writer.add_documents([NEW_DOC])
+        return load(directory, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_module, "_load_snapshot", racing)
+    reader = KnowledgeIndex.open(tmp_path / "i", embedder)
+    assert calls == ["000001", "000002"]
+    assert reader.info().snapshot == "000002" and "ottawa" in reader.document_ids()
