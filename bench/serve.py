@@ -46,10 +46,13 @@ def rss_bytes() -> int:
 
 
 # -- children ----------------------------------------------------------------------------------
-async def _inproc(model: Path, streams: int, max_tokens: int) -> dict:
+async def _inproc(model: Path, streams: int, max_tokens: int, threads: int) -> dict:
+    import torch
+
     from service.engines.base import GenerationRequest, Sampling
     from service.engines.transformers_engine import TransformersEngine, TransformersOptions
 
+    torch.set_num_threads(threads)
     engine = TransformersEngine.from_pretrained(model, TransformersOptions(max_batch_size=streams))
     greedy = Sampling(max_tokens=max_tokens, temperature=0.0)
 
@@ -69,12 +72,17 @@ async def _inproc(model: Path, streams: int, max_tokens: int) -> dict:
     return {"wall": wall, "tokens": sum(t for _, t in results), "ttft": [f for f, _ in results]}
 
 
-async def _server(model: Path, port_file: Path, streams: int) -> None:
+async def _server(model: Path, port_file: Path, streams: int, threads: int) -> None:
     from service.config import ServeSettings, VariantSpec
     from service.server import LetheServer
 
     settings = ServeSettings(
-        host="127.0.0.1", port=0, metrics_port=None, max_batch_size=streams, max_tokens_limit=4096
+        host="127.0.0.1",
+        port=0,
+        metrics_port=None,
+        max_batch_size=streams,
+        max_tokens_limit=4096,
+        torch_threads=threads,
     )
     server = LetheServer(settings, [VariantSpec(name="bench", model=str(model))])
     port = await server.start()
@@ -87,6 +95,7 @@ async def _server(model: Path, port_file: Path, streams: int) -> None:
 
 
 async def _memory(model: Path, checkpoints: list[Path], shared: bool) -> dict:
+    import ctypes
     import gc
 
     from service.config import ServeSettings, VariantSpec
@@ -99,7 +108,13 @@ async def _memory(model: Path, checkpoints: list[Path], shared: bool) -> dict:
         await registry.load(VariantSpec(name=f"pruned-{i}", checkpoint=checkpoint))
     failed = [v.error for v in registry.list() if v.status != "ready"]
     assert not failed, failed
+    # Make every parameter page resident (safetensors maps files lazily; untouched embedding rows
+    # would otherwise not count) and hand freed heap back to the OS before reading the RSS.
+    for variant in registry.list():
+        for param in variant.engine.model.parameters():
+            param.sum()
     gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     own = sum(v.memory().own_bytes for v in registry.list())
     rss = rss_bytes()
     await registry.close()
@@ -144,7 +159,7 @@ async def _grpc_round(target: str, streams: int, max_tokens: int) -> dict:
     return {"wall": wall, "tokens": sum(t for _, t in results), "ttft": [f for f, _ in results]}
 
 
-def grpc_round(model: Path, streams: int, max_tokens: int) -> dict:
+def grpc_round(model: Path, streams: int, max_tokens: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         server = subprocess.Popen(
@@ -159,6 +174,8 @@ def grpc_round(model: Path, streams: int, max_tokens: int) -> dict:
                 str(port_file),
                 "--streams",
                 str(streams),
+                "--threads",
+                str(threads),
             ],
             cwd=ROOT,
             stderr=subprocess.DEVNULL,
@@ -223,6 +240,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of the engine, the same in both modes"
+    )
     parser.add_argument("--variants", default="1,2,4")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
@@ -235,9 +255,9 @@ def main() -> None:
     if args.child:
         model = Path(args.model)
         if args.child == "inproc":
-            print(json.dumps(asyncio.run(_inproc(model, args.streams, args.max_tokens))))
+            print(json.dumps(asyncio.run(_inproc(model, args.streams, args.max_tokens, args.threads))))
         elif args.child == "server":
-            asyncio.run(_server(model, args.port_file, args.streams))
+            asyncio.run(_server(model, args.port_file, args.streams, args.threads))
         else:
             checkpoints = [Path(p) for p in args.checkpoints.split(",") if p]
             print(json.dumps(asyncio.run(_memory(model, checkpoints, bool(args.shared)))))
@@ -246,7 +266,7 @@ def main() -> None:
     from edits.models import resolve_model
 
     model = Path(resolve_model(args.model))
-    print(f"model: {args.model} ({model}); cpu threads: {os.cpu_count()}")
+    print(f"model: {args.model} ({model}); cores: {os.cpu_count()}; torch threads: {args.threads}")
     if not args.skip_throughput:
         print(f"\n{args.streams} concurrent greedy streams x {args.max_tokens} tokens")
         best: dict[str, dict] = {}
@@ -254,7 +274,7 @@ def main() -> None:
             order = ["grpc", "inproc"] if round_ % 2 == 0 else ["inproc", "grpc"]
             for mode in order:
                 if mode == "grpc":
-                    result = summarise(grpc_round(model, args.streams, args.max_tokens))
+                    result = summarise(grpc_round(model, args.streams, args.max_tokens, args.threads))
                 else:
                     result = summarise(
                         child(
@@ -266,6 +286,8 @@ def main() -> None:
                             str(args.streams),
                             "--max-tokens",
                             str(args.max_tokens),
+                            "--threads",
+                            str(args.threads),
                         )
                     )
                 print(

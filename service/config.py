@@ -99,6 +99,9 @@ class ServeSettings(BaseSettings):
     grace_seconds: float = Field(10.0, ge=0)
     # Pruned variants of a loaded parent reuse its unchanged tensors; False loads each in full.
     share_parent_weights: bool = True
+    # torch intra-op threads for the transformers engines (None: torch's default, one per core).
+    # On an oversubscribed host, fewer threads avoid OpenMP barrier stalls in every matmul.
+    torch_threads: int | None = Field(None, ge=1)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
 

@@ -51,6 +51,10 @@ class LetheServer:
     async def start(self) -> int:
         """Bind, start serving and begin loading the initial variants; returns the gRPC port."""
         settings = self.settings
+        if settings.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
         tokens = {
             INFERENCE: settings.auth.inference.value() or "",
             ADMIN: settings.auth.admin.value() or "",
