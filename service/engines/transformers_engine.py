@@ -41,6 +41,9 @@ class TransformersOptions(BaseModel):
     max_batch_size: int = Field(8, ge=1, description="Rows decoded together in one forward pass.")
     max_queue: int = Field(64, ge=0, description="Requests waiting for a row before refusal.")
     dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$")
+    admit_window_s: float = Field(
+        0.005, ge=0, le=1, description="When idle, wait this long for more arrivals to prefill together."
+    )
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
 
     def torch_device(self) -> str:
@@ -234,10 +237,16 @@ class TransformersEngine(Engine):
         torch.set_grad_enabled(False)
         while True:
             with self._lock:
+                idle = not self._batch.slots
                 while not self._closed and not self._waiting and not self._batch.slots:
                     self._lock.wait()
                 if self._closed:
                     break
+                if idle and self.options.admit_window_s > 0:
+                    # Woken from idle: let requests arriving together share one prefill.
+                    deadline = time.monotonic() + self.options.admit_window_s
+                    while not self._closed and (left := deadline - time.monotonic()) > 0:
+                        self._lock.wait(left)
                 self._drop_finished()
                 admitted = []
                 while self._waiting and len(self._batch.slots) + len(admitted) < (

@@ -148,3 +148,27 @@ def test_prompt_longer_than_the_context_is_refused(tmp_path):
     # The completion is cut where the context ends.
     assert chunks[-1].finish_reason == "length"
     assert chunks[-1].prompt_tokens + chunks[-1].completion_tokens == 16
+
+
+def test_a_failing_step_fails_its_requests_only_and_the_engine_recovers(loaded):
+    model, tokenizer = loaded
+    engine = TransformersEngine(model, tokenizer)
+    real = engine._forward
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return real(*args)
+
+    engine._forward = flaky
+
+    async def run():
+        with pytest.raises(RuntimeError, match="boom"):
+            await collect(engine, "first", Sampling(4, 0.0))
+        _text, chunks = await collect(engine, "second", Sampling(4, 0.0))
+        await engine.close()
+        return chunks
+
+    assert asyncio.run(run())[-1].completion_tokens == 4

@@ -170,3 +170,22 @@ def test_shutdown_refuses_new_requests_and_finishes_in_flight(start_server, tiny
         stop_future.result(60)
     assert messages[-1].finish_reason == "length"
     assert messages[-1].usage.completion_tokens == 600
+
+
+def test_an_engine_failure_is_internal_and_the_server_keeps_serving(start_server, tiny_model):
+    server = start_server([VariantSpec(name="one", model=str(tiny_model))])
+    engine = server.server.registry.get("one").engine
+    real, calls = engine._forward, []
+
+    def fail_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("secret detail")
+        return real(*args)
+
+    engine._forward = fail_once
+    with LetheClient(server.target, timeout=30) as client:
+        code, message = code_and_message(lambda: client.generate("x", max_tokens=2))
+        assert code == grpc.StatusCode.INTERNAL
+        assert "RuntimeError" in message and "secret detail" not in message
+        assert client.generate("y", max_tokens=2).completion_tokens == 2
