@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,6 +271,7 @@ def main() -> None:
     if not args.skip_throughput:
         print(f"\n{args.streams} concurrent greedy streams x {args.max_tokens} tokens")
         best: dict[str, dict] = {}
+        every: dict[str, list[dict]] = {}
         for round_ in range(args.rounds):
             order = ["grpc", "inproc"] if round_ % 2 == 0 else ["inproc", "grpc"]
             for mode in order:
@@ -296,12 +298,22 @@ def main() -> None:
                 )
                 if mode not in best or result["tokens_per_s"] > best[mode]["tokens_per_s"]:
                     best[mode] = result
+                every.setdefault(mode, []).append(result)
         ratio = best["grpc"]["tokens_per_s"] / best["inproc"]["tokens_per_s"]
         print(
             f"  best: gRPC {best['grpc']['tokens_per_s']:.1f} tok/s, in-process "
             f"{best['inproc']['tokens_per_s']:.1f} tok/s -> ratio {ratio:.3f} (goal >= 0.95); "
             f"TTFT gRPC {best['grpc']['ttft_s'] * 1000:.0f} ms vs in-process "
             f"{best['inproc']['ttft_s'] * 1000:.0f} ms"
+        )
+        median = {
+            mode: statistics.median(r["tokens_per_s"] for r in results) for mode, results in every.items()
+        }
+        ttft = {mode: statistics.median(r["ttft_s"] for r in results) for mode, results in every.items()}
+        print(
+            f"  median: gRPC {median['grpc']:.1f} tok/s, in-process {median['inproc']:.1f} tok/s "
+            f"-> ratio {median['grpc'] / median['inproc']:.3f}; TTFT gRPC {ttft['grpc'] * 1000:.0f} ms "
+            f"vs in-process {ttft['inproc'] * 1000:.0f} ms"
         )
     if not args.skip_memory:
         counts = [int(c) for c in args.variants.split(",")]
