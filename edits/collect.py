@@ -182,9 +182,9 @@ class Collector:
         sums = sums or FactorSums()
         hooks = ProjectionHooks(self.model, self.layout, self.targets, sums, self.dtype)
         try:
+            if sums.tokens >= token_budget:
+                return sums
             for index, input_ids in source.batches(start=sums.batches):
-                if sums.tokens >= token_budget:
-                    break
                 self._step(hooks, index, input_ids.to(self.device))
                 sums.tokens += input_ids.shape[0] * (input_ids.shape[1] - 1)
                 sums.sequences += input_ids.shape[0]
@@ -193,6 +193,8 @@ class Collector:
                     flush(sums)
                 if on_batch:
                     on_batch(sums.batches, sums.tokens)
+                if sums.tokens >= token_budget:
+                    break  # before asking the source for another batch: sampling one costs minutes
         finally:
             hooks.remove()
         return sums

@@ -262,3 +262,24 @@ def test_collection_on_gpu_equals_cpu(tiny_corpus: Path) -> None:
     for key, (a, g) in results["cpu"].items():
         torch.testing.assert_close(results["cuda"][key][0], a)
         torch.testing.assert_close(results["cuda"][key][1], g)
+
+
+def test_no_batch_is_drawn_past_the_budget(tiny_corpus: Path) -> None:
+    """Self-sampled batches cost a generation each: none may be drawn and then thrown away."""
+    tokenizer = build_tokenizer()
+    model = build_model("llama", len(tokenizer))
+    source = PackedTextSource(tiny_corpus, tokenizer, seq_len=12, batch_size=2)
+    drawn = []
+
+    class Counting:
+        fingerprint = source.fingerprint
+
+        def batches(self, start: int = 0):
+            for index, ids in source.batches(start):
+                drawn.append(index)
+                yield index, ids
+
+    sums = Collector(model, layout_for("llama"), [(2, "down")]).run(Counting(), token_budget=44)
+    assert sums.batches == 2 and drawn == [0, 1]
+    resumed = Collector(model, layout_for("llama"), [(2, "down")]).run(Counting(), token_budget=44, sums=sums)
+    assert resumed.batches == 2 and drawn == [0, 1], "a finished budget draws nothing more"
