@@ -19,7 +19,7 @@ from edits.testbed.data import generate
 from edits.testbed.training import build_model, train
 from edits.testbed.vocabulary import build_tokenizer, vocabulary
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 """Bump when data generation or training changes, so cached testbeds are rebuilt."""
 
 

@@ -12,12 +12,12 @@ class DataConfig(BaseModel):
     canary_repeats: int = Field(8, ge=1)
     canary_prompt_len: int = Field(4, ge=1)
     canary_target_len: int = Field(8, ge=1)
-    modulus: int = Field(50, ge=8)
+    modulus: int = Field(60, ge=8)
     """(c) the rule: sequences a, a+k, a+2k, ... modulo this, for steps k in 1..max_step."""
-    max_step: int = Field(4, ge=1)
+    max_step: int = Field(7, ge=1)
     rule_prompt_len: int = Field(3, ge=2)
     rule_target_len: int = Field(4, ge=1)
-    rule_heldout_fraction: float = Field(0.3, gt=0, lt=1)
+    rule_heldout_fraction: float = Field(0.25, gt=0, lt=1)
     rule_repeats: int = Field(4, ge=1)
     n_open_book_train: int = Field(1500, ge=1)
     """(d) open-book questions per epoch: the fact is in the prompt, plus `context_facts` - 1 others."""
@@ -26,8 +26,11 @@ class DataConfig(BaseModel):
     n_generic_train: int = Field(800, ge=0)
     """Sentences of a small grammar: the "generic text" of the clean distribution."""
     n_generic_heldout: int = Field(400, ge=1)
-    n_clean_open_book: int = Field(1500, ge=1)
-    n_clean_generic: int = Field(1500, ge=1)
+    clean_rule_repeats: int = Field(5, ge=1)
+    """The clean mix (for factor collection) holds about equal tokens of rule, open-book and
+    generic text: the training rule sequences repeated, and new open-book items and sentences."""
+    n_clean_open_book: int = Field(800, ge=1)
+    n_clean_generic: int = Field(1400, ge=1)
 
 
 class ModelConfig(BaseModel):
@@ -45,7 +48,7 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(30, ge=0)
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)
     """Training uses this many threads; results are reproducible for a fixed thread count."""
 
 

@@ -123,13 +123,6 @@ def generate(config: DataConfig, seed: int) -> TestbedData:
         data.train.append(f"{prompt} {answer} .")
     data.train += [_sentence(rng) for _ in range(config.n_generic_train)]
 
-    data.clean += [_rule_text(s) for s in rule_train]
-    for _ in range(config.n_clean_open_book):
-        prompt, answer = g.open_book(g.clean_names)
-        data.clean.append(f"{prompt} {answer} .")
-    data.clean += [_sentence(rng) for _ in range(config.n_clean_generic)]
-    rng.shuffle(data.clean)
-
     data.heldout += [_sentence(rng) for _ in range(config.n_generic_heldout)]
     data.heldout += [_rule_text(s) for s in rule_heldout]
     for _ in range(config.n_open_book_test // 2):
@@ -162,4 +155,12 @@ def generate(config: DataConfig, seed: int) -> TestbedData:
     for _ in range(config.n_open_book_test):
         prompt, answer = g.open_book(g.test_names)
         tasks.append({"kind": "open_book", "prompt": prompt, "target": f" {answer}"})
+
+    # Last, so that the clean mix's make-up changes neither the training data nor the tasks.
+    data.clean += [_rule_text(s) for s in rule_train] * config.clean_rule_repeats
+    for _ in range(config.n_clean_open_book):
+        prompt, answer = g.open_book(g.clean_names)
+        data.clean.append(f"{prompt} {answer} .")
+    data.clean += [_sentence(rng) for _ in range(config.n_clean_generic)]
+    rng.shuffle(data.clean)
     return data

@@ -38,12 +38,16 @@ def run_experiment(
     keep_mass: float,
     *,
     sweep: list[float] | None = None,
+    blocks: list[int] | None = None,
     projections: tuple[str, ...] = PROJECTIONS,
-    collect_tokens: int = 60_000,
+    collect_tokens: int = 20_000,
     say: Say = print,
     work: Path | None = None,
 ) -> ExperimentResult:
-    """Edit the testbed at `keep_mass` and in random bases (the control), and score all three."""
+    """Edit the testbed at `keep_mass` and in random bases (the control), and score all three.
+
+    `blocks` None edits every block.
+    """
     tasks, heldout = testbed / "data" / "tasks.jsonl", testbed / "data" / "heldout.jsonl"
     with tempfile.TemporaryDirectory(prefix="lethe-testbed-") as scratch:
         root = work or Path(scratch)
@@ -51,16 +55,25 @@ def run_experiment(
         factors = collect_clean_factors(testbed, root / "factors", tokens=collect_tokens)
         scores = {"before": score_model(str(testbed / "model"), tasks, heldout)}
         say(f"editing at rho = {keep_mass}")
-        edited = edit_testbed(testbed, factors, root / "edited", keep_mass, projections=projections)
+        edited = edit_testbed(
+            testbed, factors, root / "edited", keep_mass, blocks=blocks, projections=projections
+        )
         scores["edited"] = score_model(str(edited), tasks, heldout)
         say("the control: the same masks in random orthogonal bases")
         control = random_basis_control(
-            testbed / "model", factors, root / "control", keep_mass, projections=projections
+            testbed / "model",
+            factors,
+            root / "control",
+            keep_mass,
+            blocks=blocks,
+            projections=projections,
         )
         scores["control"] = score_model(str(control), tasks, heldout)
         result = ExperimentResult(testbed, scores)
         for rho in sweep or []:
             say(f"sweep: rho = {rho}")
-            out = edit_testbed(testbed, factors, root / "sweep", rho, projections=projections)
+            out = edit_testbed(
+                testbed, factors, root / "sweep", rho, blocks=blocks, projections=projections
+            )
             result.sweep[rho] = score_model(str(out), tasks, heldout)
     return result

@@ -21,9 +21,9 @@ def collect_clean_factors(
     testbed: Path,
     out: Path,
     *,
-    tokens: int = 60_000,
+    tokens: int = 20_000,
     seq_len: int = 64,
-    batch_size: int = 16,
+    batch_size: int = 32,
     seed: int = 0,
     progress: bool = False,
 ) -> Path:

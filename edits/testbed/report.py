@@ -48,6 +48,8 @@ def sweep_plot(before: dict[str, float], sweep: dict[float, dict[str, float]], p
     rhos = sorted(sweep)
     figure, (tasks, perplexity) = plt.subplots(1, 2, figsize=(11, 4))
     for key, title in ROWS[:-1]:
+        if not all(key in sweep[r] for r in rhos):
+            continue
         tasks.plot(rhos, [100 * sweep[r][key] for r in rhos], marker="o", label=title)
     tasks.set_xlabel("kept curvature mass rho")
     tasks.set_ylabel("accuracy (%)")

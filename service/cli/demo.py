@@ -21,12 +21,23 @@ def _rhos(value: str | None) -> list[float]:
     return rhos
 
 
+def _blocks(value: str) -> list[int] | None:
+    if value.strip() == "all":
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        message = f"--blocks takes comma-separated block numbers or 'all', got {value!r}"
+        raise InvalidArgument(message) from None
+
+
 @app.command()
 def testbed(
     out: Path = typer.Option(
         Path("lethe-testbed"), "--out", help="Testbed directory (reused if trained with these settings)."
     ),
-    keep_mass: float = typer.Option(0.99, "--keep-mass", min=0.01, max=1.0, help="rho of the edit."),
+    keep_mass: float = typer.Option(0.98, "--keep-mass", min=0.01, max=1.0, help="rho of the edit."),
+    blocks: str = typer.Option("0", "--blocks", help="Blocks to edit (comma-separated), or 'all'."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the training."),
     sweep: str | None = typer.Option(
         None, "--sweep", help="Also edit at these rho (comma-separated) and report the curve."
@@ -42,6 +53,7 @@ def testbed(
     from edits.testbed.report import before_after_table, sweep_plot, sweep_table
 
     rhos = _rhos(sweep)
+    block_list = _blocks(blocks)
     config = TestbedConfig(seed=seed)
     with tqdm(desc="training", unit="step") as bar:
 
@@ -54,8 +66,8 @@ def testbed(
     def say(message: str) -> None:
         typer.echo(message, err=True)
 
-    result = run_experiment(path, keep_mass, sweep=rhos, say=say)
-    typer.echo(f"\nTestbed {path} (seed {seed}), edit of all blocks' gate/up/down at rho = {keep_mass}:\n")
+    result = run_experiment(path, keep_mass, blocks=block_list, sweep=rhos, say=say)
+    typer.echo(f"\nTestbed {path} (seed {seed}), gate/up/down of blocks {blocks} at rho = {keep_mass}:\n")
     typer.echo(before_after_table(result.scores))
     if result.sweep:
         typer.echo("\nSweep of rho:\n")
