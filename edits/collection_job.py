@@ -92,17 +92,23 @@ def _identity(model: ModelInfo, corpus: CorpusInfo, settings: CollectSettings) -
     }
 
 
-def _finished_store(out: Path, identity: dict[str, str], tokens: int) -> FactorManifest | None:
+def _reusable_store(out: Path, identity: dict[str, str], tokens: int) -> FactorManifest:
+    """The finished store at `out` if it answers this request, else an error saying why not."""
     manifest_path = out / MANIFEST
     if not manifest_path.is_file():
-        return None
+        raise AlreadyExists(f"{out} exists and is not a factor store; choose another --out")
     manifest = FactorManifest.model_validate(json.loads(manifest_path.read_text()))
-    if (
-        _identity(manifest.model, manifest.corpus, manifest.settings) == identity
-        and manifest.tokens >= tokens
-    ):
-        return manifest
-    return None
+    if _identity(manifest.model, manifest.corpus, manifest.settings) != identity:
+        raise AlreadyExists(
+            f"{out} already exists and was collected with other settings (model, corpus or options); "
+            "choose another --out or pass --overwrite"
+        )
+    if manifest.tokens < tokens:
+        raise AlreadyExists(
+            f"{out} holds {manifest.tokens} tokens, fewer than --tokens {tokens}; "
+            "pass --overwrite to collect again with the larger budget"
+        )
+    return manifest
 
 
 def collect(request: CollectRequest, on_batch: OnBatch | None = None) -> FactorManifest:
@@ -123,14 +129,9 @@ def collect(request: CollectRequest, on_batch: OnBatch | None = None) -> FactorM
     identity = _identity(model_info, corpus_info, settings)
 
     if request.out.exists() and not request.overwrite:
-        finished = _finished_store(request.out, identity, request.tokens)
-        if finished is not None:
-            _say(request, f"factors already collected at {request.out} ({finished.tokens} tokens)")
-            return finished
-        raise AlreadyExists(
-            f"{request.out} already exists and was collected with other settings; "
-            "choose another --out or pass --overwrite"
-        )
+        finished = _reusable_store(request.out, identity, request.tokens)
+        _say(request, f"factors already collected at {request.out} ({finished.tokens} tokens)")
+        return finished
 
     targets = [(block, proj) for block in settings.blocks for proj in settings.projections]
     sums = _resume(request, identity, device)

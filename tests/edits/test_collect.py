@@ -205,8 +205,10 @@ def test_finished_store_is_reused_and_other_settings_refused(
     calls = []
     again = collect(request, on_batch=lambda *args: calls.append(args))
     assert calls == [] and again.fingerprint == first.fingerprint
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExists, match="other settings"):
         collect(request.model_copy(update={"labels": "gold"}))
+    with pytest.raises(AlreadyExists, match="fewer than --tokens 1000"):
+        collect(request.model_copy(update={"tokens": 1000}))
 
 
 def test_self_corpus_is_sampled_from_the_model_and_reproducible(tmp_path: Path) -> None:
