@@ -51,7 +51,9 @@ def time_bound(model: torch.nn.Module, layout, targets, ids: torch.Tensor) -> fl
     hooks = ProjectionHooks(model, layout, targets, FactorSums(), statistics=False)
     positions = torch.arange(ids.shape[1] - 1)
     started = time.perf_counter()
+    hooks.active = True
     logits = model(input_ids=ids, use_cache=False, logits_to_keep=positions).logits
+    hooks.active = False
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum")
     torch.autograd.grad(loss, [hooks.outputs[t] for t in targets])
     elapsed = time.perf_counter() - started

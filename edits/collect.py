@@ -109,6 +109,8 @@ class ProjectionHooks:
         statistics: bool = True,
     ) -> None:
         self.sums, self.dtype, self.statistics = sums, dtype, statistics
+        # Off outside a collection step: the self-sampled corpus runs the same model to generate.
+        self.active = False
         self.outputs: dict[tuple[int, str], torch.Tensor] = {}
         twins = dict(layout.input_twins)
         for block, proj in targets:
@@ -121,11 +123,10 @@ class ProjectionHooks:
             self._handles.append(module.register_forward_pre_hook(self._make_leaf))
             self._handles.append(module.register_forward_hook(self._recorder(target)))
 
-    @staticmethod
-    def _make_leaf(_module: torch.nn.Module, args: tuple) -> tuple | None:
+    def _make_leaf(self, _module: torch.nn.Module, args: tuple) -> tuple | None:
         # Only the earliest hooked projection sees an input outside the graph; making it a leaf
         # puts every later activation in the graph and stops the backward pass here.
-        if args and isinstance(args[0], torch.Tensor) and not args[0].requires_grad:
+        if self.active and args and isinstance(args[0], torch.Tensor) and not args[0].requires_grad:
             return (args[0].detach().requires_grad_(True), *args[1:])
         return None
 
@@ -133,6 +134,8 @@ class ProjectionHooks:
         accumulates_a = self.statistics and target not in self.sums.aliases
 
         def record(_module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+            if not self.active:
+                return
             self.outputs[target] = output
             if accumulates_a:
                 _accumulate(self.sums.a, target, args[0][:, :-1], self.dtype)
@@ -205,7 +208,11 @@ class Collector:
         hooks.outputs.clear()
         positions = torch.arange(input_ids.shape[1] - 1, device=input_ids.device)
         with torch.enable_grad():
-            logits = self.model(input_ids=input_ids, use_cache=False, logits_to_keep=positions).logits
+            hooks.active = True
+            try:
+                logits = self.model(input_ids=input_ids, use_cache=False, logits_to_keep=positions).logits
+            finally:
+                hooks.active = False
             if logits.shape[1] == input_ids.shape[1]:  # models that ignore logits_to_keep
                 logits = logits[:, :-1]
             gradient = self._logit_gradient(logits.detach(), input_ids[:, 1:], index)

@@ -285,3 +285,26 @@ def test_no_batch_is_drawn_past_the_budget(tiny_corpus: Path) -> None:
     assert sums.batches == 2 and drawn == [0, 1]
     resumed = Collector(model, layout_for("llama"), [(2, "down")]).run(Counting(), token_budget=44, sums=sums)
     assert resumed.batches == 2 and drawn == [0, 1], "a finished budget draws nothing more"
+
+
+def test_model_calls_inside_the_source_do_not_touch_the_statistics(tiny_corpus: Path) -> None:
+    """The self corpus runs the model to generate while the hooks are registered."""
+    tokenizer = build_tokenizer()
+    model = build_model("llama", len(tokenizer))
+    layout = layout_for("llama")
+    targets = [(1, "gate"), (2, "down")]
+    plain = PackedTextSource(tiny_corpus, tokenizer, seq_len=12, batch_size=2)
+
+    class Generating:
+        fingerprint = plain.fingerprint
+
+        def batches(self, start: int = 0):
+            for index, ids in plain.batches(start):
+                with torch.no_grad():
+                    model(input_ids=torch.randint(4, len(tokenizer), (3, 9)))
+                yield index, ids
+
+    expected = Collector(model, layout, targets, labels="gold").run(plain, token_budget=66).means()
+    observed = Collector(model, layout, targets, labels="gold").run(Generating(), token_budget=66).means()
+    for key, (a, g) in expected.items():
+        assert torch.equal(observed[key][0], a) and torch.equal(observed[key][1], g), key
