@@ -45,9 +45,12 @@ def sample_labels(probabilities: torch.Tensor, generator: torch.Generator, block
     u = u * block_cdf[:, -1:]
     chosen = torch.searchsorted(block_cdf, u, right=True).clamp_(max=block_cdf.shape[1] - 1)
     below = torch.where(chosen > 0, block_cdf.gather(1, (chosen - 1).clamp_min(0)), 0.0)
+    mass = (block_cdf.gather(1, chosen) - below).clamp_min(torch.finfo(torch.float64).tiny)
     index = torch.arange(rows, device=probabilities.device)
     inner_cdf = blocks[index, chosen.squeeze(1)].to(torch.float64).cumsum_(dim=-1)
-    inner = torch.searchsorted(inner_cdf, u - below, right=True).clamp_(max=block - 1)
+    # Position within the block, rescaled to the inner sum so round-off cannot step past its end.
+    within = (u - below) / mass * inner_cdf[:, -1:]
+    inner = torch.searchsorted(inner_cdf, within, right=True).clamp_(max=block - 1)
     labels = (chosen * block + inner).squeeze(1)
     return labels.clamp_(max=vocab - 1)
 
