@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from edits import __version__
-from edits.checkpoint import read_tensors, tensor_files, write_checkpoint
+from edits.checkpoint import read_tensors, write_checkpoint
 from edits.errors import AlreadyExists, InvalidArgument
 from edits.factor_store import FactorStore, now_iso
 from edits.fingerprint import model_fingerprint
@@ -100,7 +100,6 @@ def apply_edit(
         raise InvalidArgument("--out must differ from the model directory: the parent is never modified")
 
     names = [spec.layout.weight_name(t.block, t.projection) for t in targets]
-    tensor_files(spec.path)  # fail early on checkpoints without safetensors
     weights = read_tensors(spec.path, names)
     replacements, matrices, timings = {}, [], []
     for target, name in tqdm(
