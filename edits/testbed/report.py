@@ -38,7 +38,12 @@ def sweep_table(before: dict[str, float], sweep: dict[float, dict[str, float]]) 
     return "\n".join(lines)
 
 
-def sweep_plot(before: dict[str, float], sweep: dict[float, dict[str, float]], path: Path) -> None:
+def sweep_plot(
+    before: dict[str, float],
+    sweep: dict[float, dict[str, float]],
+    path: Path,
+    title: str = "Testbed: K-FAC edit",
+) -> None:
     """Accuracy per task and relative perplexity against rho, as a PNG."""
     import matplotlib
 
@@ -47,10 +52,10 @@ def sweep_plot(before: dict[str, float], sweep: dict[float, dict[str, float]], p
 
     rhos = sorted(sweep)
     figure, (tasks, perplexity) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, title in ROWS[:-1]:
+    for key, label in ROWS[:-1]:
         if not all(key in sweep[r] for r in rhos):
             continue
-        tasks.plot(rhos, [100 * sweep[r][key] for r in rhos], marker="o", label=title)
+        tasks.plot(rhos, [100 * sweep[r][key] for r in rhos], marker="o", label=label)
     tasks.set_xlabel("kept curvature mass rho")
     tasks.set_ylabel("accuracy (%)")
     tasks.legend(fontsize=7)
@@ -60,10 +65,9 @@ def sweep_plot(before: dict[str, float], sweep: dict[float, dict[str, float]], p
     perplexity.axhline(1.15, linestyle="--", color="red", label="+15 % (CI gate)")
     perplexity.set_xlabel("kept curvature mass rho")
     perplexity.set_ylabel("perplexity / unedited")
-    perplexity.set_yscale("log")
     perplexity.legend(fontsize=7)
     perplexity.grid(alpha=0.3)
-    figure.suptitle("Testbed: K-FAC edit of all blocks' gate/up/down")
+    figure.suptitle(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

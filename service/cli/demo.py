@@ -73,5 +73,6 @@ def testbed(
         typer.echo("\nSweep of rho:\n")
         typer.echo(sweep_table(result.scores["before"], result.sweep))
         if plot is not None:
-            sweep_plot(result.scores["before"], result.sweep, plot)
+            title = f"Testbed (seed {seed}): K-FAC edit of blocks {blocks}, gate/up/down"
+            sweep_plot(result.scores["before"], result.sweep, plot, title)
             typer.echo(f"\nwrote {plot}", err=True)
