@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from edits.atomic import atomic_directory, atomic_file
 from edits.collect import Collector, FactorSums, OnBatch
-from edits.corpus import SELF, BatchSource, PackedTextSource, SelfSampledSource
+from edits.corpus import SELF, BatchSource, PackedTextSource, SelfSampledSource, corpus_fingerprint
 from edits.errors import AlreadyExists, InvalidArgument
 from edits.factor_store import (
     MANIFEST,
@@ -122,16 +122,21 @@ def collect(request: CollectRequest, on_batch: OnBatch | None = None) -> FactorM
         family=spec.layout.family,
         num_blocks=spec.num_blocks,
     )
-    device = resolve_device(request.device)
-    model, tokenizer = load_causal_lm(spec.path, device, resolve_dtype(request.model_dtype, device))
-    source = _source(request, model, tokenizer, model_info.fingerprint)
-    corpus_info = CorpusInfo(spec=request.corpus, fingerprint=source.fingerprint)
+    corpus_info = CorpusInfo(
+        spec=request.corpus,
+        fingerprint=corpus_fingerprint(
+            request.corpus, model_info.fingerprint, settings.seq_len, settings.seed
+        ),
+    )
     identity = _identity(model_info, corpus_info, settings)
-
-    if request.out.exists() and not request.overwrite:
+    if request.out.exists() and not request.overwrite:  # decided before the model is loaded
         finished = _reusable_store(request.out, identity, request.tokens)
         _say(request, f"factors already collected at {request.out} ({finished.tokens} tokens)")
         return finished
+
+    device = resolve_device(request.device)
+    model, tokenizer = load_causal_lm(spec.path, device, resolve_dtype(request.model_dtype, device))
+    source = _source(request, model, tokenizer, model_info.fingerprint)
 
     targets = [(block, proj) for block in settings.blocks for proj in settings.projections]
     sums = _resume(request, identity, device)

@@ -75,8 +75,7 @@ class PackedTextSource:
 
     def __post_init__(self) -> None:
         self.files = corpus_files(self.root)
-        base = self.root if self.root.is_dir() else self.root.parent
-        self.fingerprint = hash_files(self.files, root=base)
+        self.fingerprint = text_corpus_fingerprint(self.root)
 
     def _token_stream(self) -> Iterator[int]:
         eos = getattr(self.tokenizer, "eos_token_id", None)
@@ -126,7 +125,7 @@ class SelfSampledSource:
     model_fingerprint: str
 
     def __post_init__(self) -> None:
-        self.fingerprint = text_fingerprint(f"self:{self.model_fingerprint}:{self.seq_len}:{self.seed}")
+        self.fingerprint = self_corpus_fingerprint(self.model_fingerprint, self.seq_len, self.seed)
 
     def batches(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
         index = start
@@ -155,6 +154,23 @@ class SelfSampledSource:
                 pad_token_id=self.tokenizer.eos_token_id,
             )
         return generated[:, : self.seq_len].cpu()
+
+
+def text_corpus_fingerprint(root: Path) -> str:
+    """The bytes and relative names of a text corpus's files."""
+    return hash_files(corpus_files(root), root=root if root.is_dir() else root.parent)
+
+
+def self_corpus_fingerprint(model_fingerprint: str, seq_len: int, seed: int) -> str:
+    """Self-sampled text is fixed by the model, the row length and the seed."""
+    return text_fingerprint(f"self:{model_fingerprint}:{seq_len}:{seed}")
+
+
+def corpus_fingerprint(corpus: str, model_fingerprint: str, seq_len: int, seed: int) -> str:
+    """What a corpus spec will produce, known without loading the model."""
+    if corpus == SELF:
+        return self_corpus_fingerprint(model_fingerprint, seq_len, seed)
+    return text_corpus_fingerprint(Path(corpus))
 
 
 def derived_seed(seed: int, index: int) -> int:

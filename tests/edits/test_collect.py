@@ -187,7 +187,7 @@ def test_partial_sums_with_other_settings_are_not_mixed_in(
 
 
 def test_finished_store_is_reused_and_other_settings_refused(
-    tiny_llama: Path, tiny_corpus: Path, tmp_path: Path
+    tiny_llama: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from edits.errors import AlreadyExists
 
@@ -203,6 +203,11 @@ def test_finished_store_is_reused_and_other_settings_refused(
     )
     first = collect(request)
     calls = []
+
+    def no_loading(*_args: object) -> None:
+        raise AssertionError("a finished store is answered without loading the model")
+
+    monkeypatch.setattr("edits.collection_job.load_causal_lm", no_loading)
     again = collect(request, on_batch=lambda *args: calls.append(args))
     assert calls == [] and again.fingerprint == first.fingerprint
     with pytest.raises(AlreadyExists, match="other settings"):
