@@ -16,7 +16,7 @@ from edits.evaluation.batching import chunks
 from edits.evaluation.datasets import load_texts
 from edits.evaluation.generation import Progress
 from edits.evaluation.loading import LoadedModel
-from edits.evaluation.schema import DataRef, EvalResult, file_sha256
+from edits.evaluation.schema import DataRef, EvalResult
 from edits.evaluation.token_stream import right_pad, token_blocks
 
 
@@ -95,12 +95,7 @@ def evaluate_agreement(
         command="agreement",
         model=loaded.ref,
         reference=reference.ref,
-        data=DataRef(
-            path=str(text_path),
-            sha256=file_sha256(text_path),
-            items=len(blocks),
-            tokens=sum(len(b) for b in blocks),
-        ),
+        data=DataRef.of(text_path, blocks),
         settings=settings.model_dump(),
         metrics={
             f"ndcg@{settings.k}": ndcg_sum / count,

@@ -14,7 +14,7 @@ from edits.evaluation.datasets import MemorizationItem, load_memorization_set
 from edits.evaluation.generation import Progress, greedy_generate
 from edits.evaluation.levenshtein import similarity
 from edits.evaluation.loading import LoadedModel
-from edits.evaluation.schema import DataRef, EvalResult, file_sha256
+from edits.evaluation.schema import DataRef, EvalResult
 
 
 class MemorizationSettings(BaseModel):
@@ -131,12 +131,7 @@ def evaluate_memorization(
     return EvalResult(
         command="memorization",
         model=loaded.ref,
-        data=DataRef(
-            path=str(set_path),
-            sha256=file_sha256(set_path),
-            items=len(items),
-            tokens=sum(len(i.target_ids) for i in items),
-        ),
+        data=DataRef.of(set_path, [item.target_ids for item in items]),
         settings=settings.model_dump(),
         metrics=aggregate(scores),
         groups={name: aggregate(group) for name, group in sorted(by_group.items())}

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,16 @@ class DataRef(BaseModel):
     sha256: str
     items: int | None = None
     tokens: int | None = None
+
+    @classmethod
+    def of(cls, path: Path, sequences: Sequence[Sized]) -> "DataRef":
+        """The data file, its hash, and the token sequences measured from it."""
+        return cls(
+            path=str(path),
+            sha256=file_sha256(path),
+            items=len(sequences),
+            tokens=sum(len(sequence) for sequence in sequences),
+        )
 
 
 class EvalResult(BaseModel):
