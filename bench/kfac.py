@@ -79,8 +79,6 @@ def time_strict_bound(model: torch.nn.Module, layout, targets, ids: torch.Tensor
 
 
 class _Batches:
-    fingerprint = "bench"
-
     def __init__(self, ids: torch.Tensor) -> None:
         self.ids = ids
 

@@ -136,7 +136,7 @@ def collect(request: CollectRequest, on_batch: OnBatch | None = None) -> FactorM
 
     device = resolve_device(request.device)
     model, tokenizer = load_causal_lm(spec.path, device, resolve_dtype(request.model_dtype, device))
-    source = _source(request, model, tokenizer, model_info.fingerprint)
+    source = _source(request, model, tokenizer)
 
     targets = [(block, proj) for block in settings.blocks for proj in settings.projections]
     sums = _resume(request, identity, device)
@@ -207,13 +207,9 @@ def _resume(request: CollectRequest, identity: dict[str, str], device: torch.dev
     return sums
 
 
-def _source(
-    request: CollectRequest, model: torch.nn.Module, tokenizer: object, fingerprint: str
-) -> BatchSource:
+def _source(request: CollectRequest, model: torch.nn.Module, tokenizer: object) -> BatchSource:
     if request.corpus == SELF:
-        return SelfSampledSource(
-            model, tokenizer, request.seq_len, request.batch_size, request.seed, fingerprint
-        )
+        return SelfSampledSource(model, tokenizer, request.seq_len, request.batch_size, request.seed)
     return PackedTextSource(Path(request.corpus), tokenizer, request.seq_len, request.batch_size)
 
 

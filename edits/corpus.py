@@ -22,7 +22,7 @@ _SEGMENT_CHARS = 200_000  # tokenize huge documents in pieces to bound tokenizer
 
 
 class BatchSource(Protocol):
-    fingerprint: str
+    """Token batches by index; what identifies a corpus is `corpus_fingerprint`, not the source."""
 
     def batches(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield `(index, input_ids)` for batches `start, start + 1, ...` until the source ends."""
@@ -75,7 +75,6 @@ class PackedTextSource:
 
     def __post_init__(self) -> None:
         self.files = corpus_files(self.root)
-        self.fingerprint = text_corpus_fingerprint(self.root)
 
     def _token_stream(self) -> Iterator[int]:
         eos = getattr(self.tokenizer, "eos_token_id", None)
@@ -122,10 +121,6 @@ class SelfSampledSource:
     seq_len: int
     batch_size: int
     seed: int
-    model_fingerprint: str
-
-    def __post_init__(self) -> None:
-        self.fingerprint = self_corpus_fingerprint(self.model_fingerprint, self.seq_len, self.seed)
 
     def batches(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
         index = start

@@ -279,8 +279,6 @@ def test_no_batch_is_drawn_past_the_budget(tiny_corpus: Path) -> None:
     drawn = []
 
     class Counting:
-        fingerprint = source.fingerprint
-
         def batches(self, start: int = 0):
             for index, ids in source.batches(start):
                 drawn.append(index)
@@ -301,8 +299,6 @@ def test_model_calls_inside_the_source_do_not_touch_the_statistics(tiny_corpus: 
     plain = PackedTextSource(tiny_corpus, tokenizer, seq_len=12, batch_size=2)
 
     class Generating:
-        fingerprint = plain.fingerprint
-
         def batches(self, start: int = 0):
             for index, ids in plain.batches(start):
                 with torch.no_grad():
