@@ -91,6 +91,40 @@ def collect(
     )
 
 
+@app.command("sample-corpus")
+def sample_corpus(
+    model: ModelOption,
+    out: Annotated[Path, typer.Option(help="JSONL file to write (one sampled row per line, field 'text').")],
+    tokens: Annotated[int, typer.Option(help="Tokens to sample, at least.")] = 200_000,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sampled row, BOS included.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Rows sampled together; larger is faster per token.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed; batch i uses a seed derived from (seed, i).")] = 0,
+    device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda' or 'cuda:N'.")] = "auto",
+) -> None:
+    """Sample a data-free collection corpus from the model (temperature 1 from BOS), resumably."""
+    from tqdm import tqdm
+
+    from edits.corpus_sampling import sample_corpus as run_sampling
+    from edits.loading import load_causal_lm, resolve_device, resolve_dtype
+    from edits.models import resolve_model
+
+    torch_device = resolve_device(device)
+    dtype = resolve_dtype("auto", torch_device)
+    loaded, tokenizer = load_causal_lm(resolve_model(model), torch_device, dtype)
+    with tqdm(total=-(-tokens // seq_len), desc="sampling", unit="row") as bar:
+        rows = run_sampling(
+            loaded,
+            tokenizer,
+            out,
+            tokens=tokens,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            seed=seed,
+            on_rows=bar.update,
+        )
+    typer.echo(f"corpus: {out} ({rows} rows of {seq_len} tokens)")
+
+
 @app.command()
 def apply(
     model: ModelOption,
