@@ -56,6 +56,7 @@ def _greedy(
             position_ids=positions,
             past_key_values=past,
             use_cache=True,
+            logits_to_keep=1,  # only the last position is read; full logits of a long batch take GBs
         )
         past = out.past_key_values
         next_token = out.logits[:, -1, :].argmax(dim=-1)
