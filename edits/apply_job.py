@@ -99,6 +99,34 @@ def apply_edit(
     if out.resolve() == spec.path:
         raise InvalidArgument("--out must differ from the model directory: the parent is never modified")
 
+    replacements, matrices, timings = edit_matrices(spec, store, targets, eigen_dtype, progress=progress)
+    manifest = {
+        "format": "lethe-edit/1",
+        "lethe_version": __version__,
+        "created": now_iso(),
+        "parent": {
+            "path": str(spec.path),
+            "fingerprint": parent_fingerprint,
+            "model_type": spec.model_type,
+        },
+        "factors": {"path": str(store.path.resolve()), "fingerprint": store.fingerprint},
+        "recipe": recipe.model_dump(mode="json"),
+        "matrices": matrices,
+        "edited_tensors": list(replacements),
+    }
+    write_checkpoint(spec.path, out, replacements, manifest, overwrite=overwrite)
+    return EditResult(out, manifest, timings)
+
+
+def edit_matrices(
+    spec: Checkpoint,
+    store: FactorStore,
+    targets: list[EditTarget],
+    eigen_dtype: torch.dtype = torch.float64,
+    *,
+    progress: bool = True,
+) -> tuple[dict[str, torch.Tensor], list[dict], list[MatrixTiming]]:
+    """The edited weights by tensor name, with what each edit kept, for validated targets."""
     names = [spec.layout.weight_name(t.block, t.projection) for t in targets]
     weights = read_tensors(spec.path, names)
     replacements, matrices, timings = {}, [], []
@@ -128,19 +156,4 @@ def apply_edit(
                 "total_pairs": selection.total_pairs,
             }
         )
-    manifest = {
-        "format": "lethe-edit/1",
-        "lethe_version": __version__,
-        "created": now_iso(),
-        "parent": {
-            "path": str(spec.path),
-            "fingerprint": parent_fingerprint,
-            "model_type": spec.model_type,
-        },
-        "factors": {"path": str(store.path.resolve()), "fingerprint": store.fingerprint},
-        "recipe": recipe.model_dump(mode="json"),
-        "matrices": matrices,
-        "edited_tensors": names,
-    }
-    write_checkpoint(spec.path, out, replacements, manifest, overwrite=overwrite)
-    return EditResult(out, manifest, timings)
+    return replacements, matrices, timings
