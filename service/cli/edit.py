@@ -179,6 +179,64 @@ def apply(
     typer.echo(f"checkpoint: {result.checkpoint}")
 
 
+def _block_sets(value: str) -> list[list[int]]:
+    """'10-12;14' -> [[10, 11, 12], [14]]; each set is a comma list or a range a-b."""
+    sets = []
+    for part in value.split(";"):
+        blocks: list[int] = []
+        for piece in filter(None, (p.strip() for p in part.split(","))):
+            low, _, high = piece.partition("-")
+            try:
+                blocks.extend(range(int(low), int(high or low) + 1))
+            except ValueError:
+                raise typer.BadParameter(
+                    f"block sets look like '10-12;14,15', got {value!r}", param_hint="--blocks"
+                ) from None
+        if blocks:
+            sets.append(blocks)
+    if not sets:
+        raise typer.BadParameter("give at least one block set, like '10-12'", param_hint="--blocks")
+    return sets
+
+
+@app.command()
+def sweep(
+    model: ModelOption,
+    factors: Annotated[Path, typer.Option(help="Factor store holding every block of the grid.")],
+    blocks: Annotated[str, typer.Option(help="Block sets separated by ';', each '10-12' or '10,12'.")],
+    keep_mass: Annotated[str, typer.Option(help="Comma-separated kept masses rho, each in (0, 1].")],
+    memorized_set: Annotated[
+        Path, typer.Option("--set", help="Memorized prompt/target set (see `lethe eval memorization`).")
+    ],
+    text: Annotated[Path, typer.Option(help="Clean held-out text for perplexity and agreement.")],
+    out: Annotated[Path, typer.Option(help="Directory for sweep.json, sweep.md and sweep.png.")],
+    projections: Annotated[str, typer.Option(help="Comma-separated projections to edit.")] = "gate,up,down",
+    batch_size: Annotated[int, typer.Option(help="Items per generation batch.", min=1)] = 16,
+    max_text_tokens: Annotated[
+        int | None, typer.Option(help="Use at most this many tokens of --text.", min=2)
+    ] = None,
+) -> None:
+    """Measure every recipe of a grid (block sets x kept mass) without writing checkpoints; resumable."""
+    from edits.models import resolve_model
+    from edits.sweep import SweepGrid, SweepSettings, run_sweep
+    from edits.sweep_report import sweep_plot, sweep_table
+
+    try:
+        masses = [float(v) for v in keep_mass.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected numbers like 0.99,0.999, got {keep_mass!r}") from None
+    grid = _request(
+        SweepGrid, block_sets=_block_sets(blocks), keep_masses=masses, projections=_str_list(projections)
+    )
+    settings = SweepSettings(batch_size=batch_size, max_text_tokens=max_text_tokens)
+    report = run_sweep(resolve_model(model), factors, grid, memorized_set, text, out, settings, typer.echo)
+    table = sweep_table(report)
+    (out / "sweep.md").write_text(table, encoding="utf-8")
+    sweep_plot(report, out / "sweep.png")
+    typer.echo(table)
+    typer.echo(f"wrote {out / 'sweep.json'}, sweep.md and sweep.png")
+
+
 def _request(model_cls: type, **values: object) -> object:
     """Build a pydantic request; validation problems become one CLI error naming each option."""
     from pydantic import ValidationError
