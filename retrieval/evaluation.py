@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval.index import KnowledgeIndex
+from retrieval.passages import Hit
 
 
 def normalize(text: str) -> str:
@@ -44,11 +45,19 @@ def retrieval_recall(
     `questions` are (id, question text, accepted answers, bucket) tuples, so any question type
     can be scored.
     """
-    results = index.search_many([q[1] for q in questions], k)
+    return recall_of_hits(questions, index.search_many([q[1] for q in questions], k), k)
+
+
+def recall_of_hits(
+    questions: Sequence[tuple[str, str, Sequence[str], str]],
+    results: Sequence[Sequence[Hit]],
+    k: int,
+) -> RecallReport:
+    """Recall of search results already in hand (one list of hits per question, at most k each)."""
     hits: dict[str, list[bool]] = defaultdict(list)
     missed = []
     for (question_id, _, answers, bucket), passages in zip(questions, results, strict=True):
-        found = any(contains_answer(f"{h.passage.title or ''}. {h.passage.text}", answers) for h in passages)
+        found = any(passage_contains(h, answers) for h in passages[:k])
         hits[bucket].append(found)
         if not found:
             missed.append(question_id)
@@ -59,3 +68,8 @@ def retrieval_recall(
         by_bucket={bucket: sum(v) / len(v) for bucket, v in sorted(hits.items())},
         missed=missed,
     )
+
+
+def passage_contains(hit: Hit, answers: Sequence[str]) -> bool:
+    """Whether a retrieved passage (its title and text) contains an accepted answer."""
+    return contains_answer(f"{hit.passage.title or ''}. {hit.passage.text}", answers)

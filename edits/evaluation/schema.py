@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from edits import __version__
 
 FORMAT = "lethe-eval/1"
-Command = Literal["memorization", "perplexity", "agreement"]
+Command = Literal["memorization", "perplexity", "agreement", "facts"]
 
 
 class ModelRef(BaseModel):

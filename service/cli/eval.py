@@ -1,14 +1,20 @@
-"""`lethe eval`: measure memorization and coherence, one model or several side by side."""
+"""`lethe eval`: measure memorization, coherence and fact recall, one model or several side by side."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from edits.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from edits.evaluation.loading import LoadedModel
+    from retrieval.demo import Question
+    from retrieval.facts_eval import Retrieval
+
 app = typer.Typer(
-    help="Measure memorization (recitation), perplexity and agreement with a parent model.",
+    help="Measure memorization (recitation), perplexity, agreement with a parent model, and fact QA.",
     no_args_is_help=True,
 )
 
@@ -138,3 +144,135 @@ def agreement(
         lambda loaded, progress: evaluate_agreement(loaded, parent, text, settings, progress, blocks),
         out,
     )
+
+
+@app.command()
+def facts(
+    set_path: Path = typer.Option(
+        ...,
+        "--set",
+        help="Question set JSONL (id, question, answer, aliases, popularity, doc_id), e.g. the packaged "
+        "retrieval/data/questions.jsonl.",
+    ),
+    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
+    compare: list[str] = typer.Option([], "--compare", help=COMPARE_HELP),
+    out: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    index: Path | None = typer.Option(
+        None,
+        "--index",
+        help="Index to retrieve passages from. Default: with the packaged question set, the demo index "
+        "(built on first use in LETHE_HOME/indexes/demo); with any other set, closed-book only.",
+    ),
+    k: int = typer.Option(
+        5, "-k", "--k", help="Passages retrieved per question (into the prompt; recall@k)."
+    ),
+    closed_book_only: bool = typer.Option(
+        False, "--closed-book-only", help="Ask closed-book only; no index is opened."
+    ),
+    max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+) -> None:
+    """Fact QA per popularity bucket, closed-book and with retrieved passages, plus recall@k.
+
+    Each question is asked after three fixed example Q/A pairs; the greedy answer is cut at its first
+    newline and scored by exact match and by whether an accepted answer occurs in it.
+    """
+    import time
+
+    from edits.evaluation.completion import complete
+    from edits.evaluation.schema import DataRef, EvalResult, file_sha256
+    from retrieval.demo import load_questions
+    from retrieval.facts_eval import FEW_SHOT, QUESTION_FORMAT, evaluate_facts
+    from retrieval.index import SearchLimits
+
+    names = _models(model, compare)
+    if not 1 <= k <= SearchLimits().max_k:
+        raise InvalidArgument(f"-k must be from 1 to {SearchLimits().max_k}, got {k}")
+    if index is not None and closed_book_only:
+        raise InvalidArgument("give --index or --closed-book-only, not both")
+    questions = load_questions(set_path)
+    retrieval, index_settings = (
+        (None, {}) if closed_book_only else _facts_retrieval(set_path, index, k, questions)
+    )
+    settings = {
+        "k": k if retrieval is not None else None,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "few_shot": [list(pair) for pair in FEW_SHOT],
+        "question_format": QUESTION_FORMAT,
+        **index_settings,
+    }
+    data = DataRef(path=str(set_path), sha256=file_sha256(set_path), items=len(questions))
+
+    def measure(loaded: "LoadedModel", progress: Callable[[int], object]) -> EvalResult:
+        started = time.perf_counter()
+
+        def generate(prompts: Sequence[str]) -> list[str]:
+            return complete(loaded, prompts, max_new_tokens, batch_size=batch_size, progress=progress)
+
+        outcome = evaluate_facts(questions, generate, retrieval)
+        return EvalResult(
+            command="facts",
+            model=loaded.ref,
+            data=data,
+            settings=settings,
+            metrics=outcome.metrics,
+            groups=outcome.groups,
+            items=outcome.items,
+            seconds=time.perf_counter() - started,
+        )
+
+    conditions = 1 if retrieval is None else 2
+    _run("facts", names, conditions * len(questions), measure, out)
+
+
+def _facts_retrieval(
+    set_path: Path, index: Path | None, k: int, questions: list["Question"]
+) -> tuple["Retrieval | None", dict[str, Any]]:
+    """Search every question once in `index`, or in the demo index for the packaged question set;
+    returns the retrieval and the settings that describe it, or (None, {}) with no index."""
+    from edits.evaluation.schema import file_sha256
+    from edits.home import lethe_home
+    from retrieval.augment import RetrievalPolicy
+    from retrieval.demo import open_or_build_demo_index, questions_path
+    from retrieval.facts_eval import retrieve
+    from retrieval.index import KnowledgeIndex, embedder_for
+
+    if index is None:
+        if file_sha256(set_path) != file_sha256(questions_path()):
+            note = "no --index: closed-book only (the demo index is the default only for the packaged set)"
+            typer.echo(note, err=True)
+            return None, {}
+        from tqdm import tqdm
+
+        from retrieval.embedding import load_embedder
+
+        index = lethe_home() / "indexes" / "demo"
+        bars: list[tqdm] = []  # a bar only if the index is built, not when it is opened
+
+        def progress(done: int, total: int) -> None:
+            if not bars:
+                bars.append(tqdm(total=total, desc="building the demo index", unit="passage", leave=False))
+            bars[0].update(done - bars[0].n)
+
+        try:
+            opened = open_or_build_demo_index(index, load_embedder(), progress=progress)
+        finally:
+            for bar in bars:
+                bar.close()
+    else:
+        opened = KnowledgeIndex.open(index, embedder_for(index))
+    policy = RetrievalPolicy(index=str(index), k=k)
+    info = opened.info()
+    typer.echo(f"retrieving the top {k} of {info.passages} passages in {index}", err=True)
+    retrieval = retrieve(opened, questions, policy)
+    return retrieval, {
+        "index": str(index),
+        "index_snapshot": info.snapshot,
+        "index_passages": info.passages,
+        "embedder": info.embedder,
+        "template": policy.template,
+        "passage_format": policy.passage_format,
+        "min_score": policy.min_score,
+        "retrieval_missed": retrieval.recall.missed,
+    }
