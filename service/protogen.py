@@ -51,11 +51,17 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    target = GEN_DIR / "lethe"
-    if target.exists():
-        shutil.rmtree(target)
-    for path in generate(GEN_DIR):
-        print(path.relative_to(ROOT))
+    import tempfile
+
+    # Generate aside first: a .proto that does not compile must leave the committed code in place.
+    with tempfile.TemporaryDirectory(dir=GEN_DIR) as scratch:
+        written = generate(Path(scratch))
+        target = GEN_DIR / "lethe"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(Path(scratch) / "lethe", target)
+    for path in written:
+        print((target / path.relative_to(Path(scratch) / "lethe")).relative_to(ROOT))
     (GEN_DIR / "__init__.py").write_text(
         '"""Code generated from proto/ by service/protogen.py; do not edit."""\n'
     )
