@@ -7,7 +7,7 @@ from service.protogen import GEN_DIR, generate, proto_files
 
 def test_committed_code_matches_the_protos(tmp_path: Path):
     written = generate(tmp_path)
-    assert len(proto_files()) == 3
+    assert len(proto_files()) == 4
     stale = []
     for path in written:
         committed = GEN_DIR / path.relative_to(tmp_path)
@@ -31,3 +31,17 @@ def test_contract_names():
     service = inference_pb2.DESCRIPTOR.services_by_name["Inference"]
     assert {m.name for m in service.methods} == {"Generate", "GenerateStream", "ListVariants"}
     assert service.methods_by_name["GenerateStream"].server_streaming
+
+
+def test_retrieval_contract_names():
+    from service.gen.lethe.v1 import inference_pb2, retrieval_pb2
+
+    reads = retrieval_pb2.DESCRIPTOR.services_by_name["Retrieval"]
+    assert {m.name for m in reads.methods} == {"Search", "IndexStats", "ListIndexes"}
+    writes = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalAdmin"]
+    assert {m.name for m in writes.methods} == {"AddDocuments", "DeleteDocuments"}
+    assert writes.methods_by_name["AddDocuments"].client_streaming
+    request = {f.name for f in inference_pb2.GenerateRequest.DESCRIPTOR.fields}
+    assert request >= {"retrieval", "retrieval_k"}
+    for message in (inference_pb2.GenerateResponse, inference_pb2.GenerateStreamResponse):
+        assert "passages" in {f.name for f in message.DESCRIPTOR.fields}

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from service.gen.lethe.v1 import common_pb2 as lethe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lethe/v1/admin.proto\x12\x08lethe.v1\x1a\x15lethe/v1/common.proto\"\xf0\x01\n\x12LoadVariantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\ncheckpoint\x18\x02 \x01(\tH\x00\x12\x0f\n\x05model\x18\x03 \x01(\tH\x00\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12G\n\x0e\x65ngine_options\x18\x05 \x03(\x0b\x32/.lethe.v1.LoadVariantRequest.EngineOptionsEntry\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x1a\x34\n\x12\x45ngineOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"@\n\x13LoadVariantResponse\x12)\n\x07variant\x18\x01 \x01(\x0b\x32\x18.lethe.v1.VariantDetails\"$\n\x14UnloadVariantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"%\n\x15UnloadVariantResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVariantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"O\n\x0bMemoryUsage\x12\x17\n\x0fparameter_bytes\x18\x01 \x01(\x03\x12\x14\n\x0cshared_bytes\x18\x02 \x01(\x03\x12\x11\n\town_bytes\x18\x03 \x01(\x03\"\xf9\x01\n\x0eVariantDetails\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.lethe.v1.VariantStatus\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\x12\x0e\n\x06parent\x18\x05 \x01(\t\x12\x1a\n\x12\x65\x64it_manifest_json\x18\x06 \x01(\t\x12%\n\x06memory\x18\x07 \x01(\x0b\x32\x15.lethe.v1.MemoryUsage\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nis_default\x18\t \x01(\x08\x12\x16\n\x0e\x65\x64ited_tensors\x18\n \x03(\t2\xea\x01\n\x05\x41\x64min\x12J\n\x0bLoadVariant\x12\x1c.lethe.v1.LoadVariantRequest\x1a\x1d.lethe.v1.LoadVariantResponse\x12P\n\rUnloadVariant\x12\x1e.lethe.v1.UnloadVariantRequest\x1a\x1f.lethe.v1.UnloadVariantResponse\x12\x43\n\nGetVariant\x12\x1b.lethe.v1.GetVariantRequest\x1a\x18.lethe.v1.VariantDetailsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lethe/v1/admin.proto\x12\x08lethe.v1\x1a\x15lethe/v1/common.proto\"\xb2\x02\n\x12LoadVariantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\ncheckpoint\x18\x02 \x01(\tH\x00\x12\x0f\n\x05model\x18\x03 \x01(\tH\x00\x12\x12\n\x08\x61lias_of\x18\x07 \x01(\tH\x00\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12G\n\x0e\x65ngine_options\x18\x05 \x03(\x0b\x32/.lethe.v1.LoadVariantRequest.EngineOptionsEntry\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x12,\n\tretrieval\x18\x08 \x01(\x0b\x32\x19.lethe.v1.RetrievalPolicy\x1a\x34\n\x12\x45ngineOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"@\n\x13LoadVariantResponse\x12)\n\x07variant\x18\x01 \x01(\x0b\x32\x18.lethe.v1.VariantDetails\"$\n\x14UnloadVariantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"%\n\x15UnloadVariantResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVariantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"O\n\x0bMemoryUsage\x12\x17\n\x0fparameter_bytes\x18\x01 \x01(\x03\x12\x14\n\x0cshared_bytes\x18\x02 \x01(\x03\x12\x11\n\town_bytes\x18\x03 \x01(\x03\"\xb9\x02\n\x0eVariantDetails\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.lethe.v1.VariantStatus\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\x12\x0e\n\x06parent\x18\x05 \x01(\t\x12\x1a\n\x12\x65\x64it_manifest_json\x18\x06 \x01(\t\x12%\n\x06memory\x18\x07 \x01(\x0b\x32\x15.lethe.v1.MemoryUsage\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nis_default\x18\t \x01(\x08\x12\x16\n\x0e\x65\x64ited_tensors\x18\n \x03(\t\x12,\n\tretrieval\x18\x0b \x01(\x0b\x32\x19.lethe.v1.RetrievalPolicy\x12\x10\n\x08\x61lias_of\x18\x0c \x01(\t2\xea\x01\n\x05\x41\x64min\x12J\n\x0bLoadVariant\x12\x1c.lethe.v1.LoadVariantRequest\x1a\x1d.lethe.v1.LoadVariantResponse\x12P\n\rUnloadVariant\x12\x1e.lethe.v1.UnloadVariantRequest\x1a\x1f.lethe.v1.UnloadVariantResponse\x12\x43\n\nGetVariant\x12\x1b.lethe.v1.GetVariantRequest\x1a\x18.lethe.v1.VariantDetailsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADVARIANTREQUEST_ENGINEOPTIONSENTRY']._loaded_options = None
   _globals['_LOADVARIANTREQUEST_ENGINEOPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_LOADVARIANTREQUEST']._serialized_start=58
-  _globals['_LOADVARIANTREQUEST']._serialized_end=298
-  _globals['_LOADVARIANTREQUEST_ENGINEOPTIONSENTRY']._serialized_start=236
-  _globals['_LOADVARIANTREQUEST_ENGINEOPTIONSENTRY']._serialized_end=288
-  _globals['_LOADVARIANTRESPONSE']._serialized_start=300
-  _globals['_LOADVARIANTRESPONSE']._serialized_end=364
-  _globals['_UNLOADVARIANTREQUEST']._serialized_start=366
-  _globals['_UNLOADVARIANTREQUEST']._serialized_end=402
-  _globals['_UNLOADVARIANTRESPONSE']._serialized_start=404
-  _globals['_UNLOADVARIANTRESPONSE']._serialized_end=441
-  _globals['_GETVARIANTREQUEST']._serialized_start=443
-  _globals['_GETVARIANTREQUEST']._serialized_end=476
-  _globals['_MEMORYUSAGE']._serialized_start=478
-  _globals['_MEMORYUSAGE']._serialized_end=557
-  _globals['_VARIANTDETAILS']._serialized_start=560
-  _globals['_VARIANTDETAILS']._serialized_end=809
-  _globals['_ADMIN']._serialized_start=812
-  _globals['_ADMIN']._serialized_end=1046
+  _globals['_LOADVARIANTREQUEST']._serialized_end=364
+  _globals['_LOADVARIANTREQUEST_ENGINEOPTIONSENTRY']._serialized_start=302
+  _globals['_LOADVARIANTREQUEST_ENGINEOPTIONSENTRY']._serialized_end=354
+  _globals['_LOADVARIANTRESPONSE']._serialized_start=366
+  _globals['_LOADVARIANTRESPONSE']._serialized_end=430
+  _globals['_UNLOADVARIANTREQUEST']._serialized_start=432
+  _globals['_UNLOADVARIANTREQUEST']._serialized_end=468
+  _globals['_UNLOADVARIANTRESPONSE']._serialized_start=470
+  _globals['_UNLOADVARIANTRESPONSE']._serialized_end=507
+  _globals['_GETVARIANTREQUEST']._serialized_start=509
+  _globals['_GETVARIANTREQUEST']._serialized_end=542
+  _globals['_MEMORYUSAGE']._serialized_start=544
+  _globals['_MEMORYUSAGE']._serialized_end=623
+  _globals['_VARIANTDETAILS']._serialized_start=626
+  _globals['_VARIANTDETAILS']._serialized_end=939
+  _globals['_ADMIN']._serialized_start=942
+  _globals['_ADMIN']._serialized_end=1176
 # @@protoc_insertion_point(module_scope)

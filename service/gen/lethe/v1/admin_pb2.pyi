@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LoadVariantRequest(_message.Message):
-    __slots__ = ("name", "checkpoint", "model", "engine", "engine_options", "wait")
+    __slots__ = ("name", "checkpoint", "model", "alias_of", "engine", "engine_options", "wait", "retrieval")
     class EngineOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -19,16 +19,20 @@ class LoadVariantRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_OF_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     checkpoint: str
     model: str
+    alias_of: str
     engine: str
     engine_options: _containers.ScalarMap[str, str]
     wait: bool
-    def __init__(self, name: _Optional[str] = ..., checkpoint: _Optional[str] = ..., model: _Optional[str] = ..., engine: _Optional[str] = ..., engine_options: _Optional[_Mapping[str, str]] = ..., wait: _Optional[bool] = ...) -> None: ...
+    retrieval: _common_pb2.RetrievalPolicy
+    def __init__(self, name: _Optional[str] = ..., checkpoint: _Optional[str] = ..., model: _Optional[str] = ..., alias_of: _Optional[str] = ..., engine: _Optional[str] = ..., engine_options: _Optional[_Mapping[str, str]] = ..., wait: _Optional[bool] = ..., retrieval: _Optional[_Union[_common_pb2.RetrievalPolicy, _Mapping]] = ...) -> None: ...
 
 class LoadVariantResponse(_message.Message):
     __slots__ = ("variant",)
@@ -65,7 +69,7 @@ class MemoryUsage(_message.Message):
     def __init__(self, parameter_bytes: _Optional[int] = ..., shared_bytes: _Optional[int] = ..., own_bytes: _Optional[int] = ...) -> None: ...
 
 class VariantDetails(_message.Message):
-    __slots__ = ("name", "status", "engine", "checkpoint", "parent", "edit_manifest_json", "memory", "error", "is_default", "edited_tensors")
+    __slots__ = ("name", "status", "engine", "checkpoint", "parent", "edit_manifest_json", "memory", "error", "is_default", "edited_tensors", "retrieval", "alias_of")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +80,8 @@ class VariantDetails(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     EDITED_TENSORS_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_OF_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: _common_pb2.VariantStatus
     engine: str
@@ -86,4 +92,6 @@ class VariantDetails(_message.Message):
     error: str
     is_default: bool
     edited_tensors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.VariantStatus, str]] = ..., engine: _Optional[str] = ..., checkpoint: _Optional[str] = ..., parent: _Optional[str] = ..., edit_manifest_json: _Optional[str] = ..., memory: _Optional[_Union[MemoryUsage, _Mapping]] = ..., error: _Optional[str] = ..., is_default: _Optional[bool] = ..., edited_tensors: _Optional[_Iterable[str]] = ...) -> None: ...
+    retrieval: _common_pb2.RetrievalPolicy
+    alias_of: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.VariantStatus, str]] = ..., engine: _Optional[str] = ..., checkpoint: _Optional[str] = ..., parent: _Optional[str] = ..., edit_manifest_json: _Optional[str] = ..., memory: _Optional[_Union[MemoryUsage, _Mapping]] = ..., error: _Optional[str] = ..., is_default: _Optional[bool] = ..., edited_tensors: _Optional[_Iterable[str]] = ..., retrieval: _Optional[_Union[_common_pb2.RetrievalPolicy, _Mapping]] = ..., alias_of: _Optional[str] = ...) -> None: ...

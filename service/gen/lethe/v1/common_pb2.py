@@ -24,15 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lethe/v1/common.proto\x12\x08lethe.v1\"t\n\x07Variant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.lethe.v1.VariantStatus\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08*\x9e\x01\n\rVariantStatus\x12\x1e\n\x1aVARIANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16VARIANT_STATUS_LOADING\x10\x01\x12\x18\n\x14VARIANT_STATUS_READY\x10\x02\x12\x19\n\x15VARIANT_STATUS_FAILED\x10\x03\x12\x1c\n\x18VARIANT_STATUS_UNLOADING\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lethe/v1/common.proto\x12\x08lethe.v1\"\xb4\x01\n\x07Variant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.lethe.v1.VariantStatus\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12,\n\tretrieval\x18\x06 \x01(\x0b\x32\x19.lethe.v1.RetrievalPolicy\x12\x10\n\x08\x61lias_of\x18\x07 \x01(\t\"h\n\x0fRetrievalPolicy\x12\r\n\x05index\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x11\n\tmin_score\x18\x03 \x01(\x02\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x16\n\x0epassage_format\x18\x05 \x01(\t*\x9e\x01\n\rVariantStatus\x12\x1e\n\x1aVARIANT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16VARIANT_STATUS_LOADING\x10\x01\x12\x18\n\x14VARIANT_STATUS_READY\x10\x02\x12\x19\n\x15VARIANT_STATUS_FAILED\x10\x03\x12\x1c\n\x18VARIANT_STATUS_UNLOADING\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lethe.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VARIANTSTATUS']._serialized_start=154
-  _globals['_VARIANTSTATUS']._serialized_end=312
-  _globals['_VARIANT']._serialized_start=35
-  _globals['_VARIANT']._serialized_end=151
+  _globals['_VARIANTSTATUS']._serialized_start=325
+  _globals['_VARIANTSTATUS']._serialized_end=483
+  _globals['_VARIANT']._serialized_start=36
+  _globals['_VARIANT']._serialized_end=216
+  _globals['_RETRIEVALPOLICY']._serialized_start=218
+  _globals['_RETRIEVALPOLICY']._serialized_end=322
 # @@protoc_insertion_point(module_scope)

@@ -24,16 +24,32 @@ class SamplingParams(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("variant", "prompt", "sampling", "request_id")
+    __slots__ = ("variant", "prompt", "sampling", "request_id", "retrieval", "retrieval_k")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_K_FIELD_NUMBER: _ClassVar[int]
     variant: str
     prompt: str
     sampling: SamplingParams
     request_id: str
-    def __init__(self, variant: _Optional[str] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    retrieval: bool
+    retrieval_k: int
+    def __init__(self, variant: _Optional[str] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., request_id: _Optional[str] = ..., retrieval: _Optional[bool] = ..., retrieval_k: _Optional[int] = ...) -> None: ...
+
+class RetrievedPassage(_message.Message):
+    __slots__ = ("id", "doc_id", "score", "index")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    doc_id: str
+    score: float
+    index: str
+    def __init__(self, id: _Optional[str] = ..., doc_id: _Optional[str] = ..., score: _Optional[float] = ..., index: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens")
@@ -44,32 +60,36 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("variant", "text", "finish_reason", "usage", "request_id")
+    __slots__ = ("variant", "text", "finish_reason", "usage", "request_id", "passages")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
     variant: str
     text: str
     finish_reason: str
     usage: Usage
     request_id: str
-    def __init__(self, variant: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    passages: _containers.RepeatedCompositeFieldContainer[RetrievedPassage]
+    def __init__(self, variant: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[RetrievedPassage, _Mapping]]] = ...) -> None: ...
 
 class GenerateStreamResponse(_message.Message):
-    __slots__ = ("variant", "text", "finish_reason", "usage", "request_id")
+    __slots__ = ("variant", "text", "finish_reason", "usage", "request_id", "passages")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
     variant: str
     text: str
     finish_reason: str
     usage: Usage
     request_id: str
-    def __init__(self, variant: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    passages: _containers.RepeatedCompositeFieldContainer[RetrievedPassage]
+    def __init__(self, variant: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[RetrievedPassage, _Mapping]]] = ...) -> None: ...
 
 class ListVariantsRequest(_message.Message):
     __slots__ = ()
