@@ -4,11 +4,15 @@ with LetheClient("localhost:50051") as client:
     print(client.generate("The capital of France is", max_tokens=8, temperature=0).text)
     for delta in client.stream("Once upon a time", max_tokens=32):
         print(delta.text, end="", flush=True)
+    for passage in client.search("demo", "Who deciphered the Rosetta Stone?", k=3):
+        print(passage.score, passage.text)
 """
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -18,6 +22,8 @@ from service.gen.lethe.v1 import (
     common_pb2,
     inference_pb2,
     inference_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
 )
 
 
@@ -29,6 +35,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     request_id: str
+    # Passages retrieved into the prompt (id, doc_id, score, index), best first.
+    passages: tuple[inference_pb2.RetrievedPassage, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class LetheClient:
             self._channel = grpc.insecure_channel(target)
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
+        self._retrieval = retrieval_pb2_grpc.RetrievalStub(self._channel)
+        self._retrieval_admin = retrieval_pb2_grpc.RetrievalAdminStub(self._channel)
         self._token = token
         self._admin_token = admin_token if admin_token is not None else token
         self.timeout = timeout
@@ -92,7 +102,10 @@ class LetheClient:
         seed: int | None = None,
         stop: list[str] | tuple[str, ...] = (),
         request_id: str = "",
+        retrieval: bool | None = None,
+        retrieval_k: int = 0,
     ) -> inference_pb2.GenerateRequest:
+        """`retrieval` None follows the variant's policy; `retrieval_k` 0 keeps its k."""
         sampling = inference_pb2.SamplingParams(max_tokens=max_tokens, top_k=top_k, stop=stop)
         if temperature is not None:
             sampling.temperature = temperature
@@ -100,9 +113,12 @@ class LetheClient:
             sampling.top_p = top_p
         if seed is not None:
             sampling.seed = seed
-        return inference_pb2.GenerateRequest(
-            variant=variant, prompt=prompt, sampling=sampling, request_id=request_id
+        request = inference_pb2.GenerateRequest(
+            variant=variant, prompt=prompt, sampling=sampling, request_id=request_id, retrieval_k=retrieval_k
         )
+        if retrieval is not None:
+            request.retrieval = retrieval
+        return request
 
     def generate(self, prompt: str, **params) -> Completion:
         reply = self._inference.Generate(
@@ -117,6 +133,7 @@ class LetheClient:
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
             request_id=reply.request_id,
+            passages=tuple(reply.passages),
         )
 
     def stream(self, prompt: str, **params) -> Iterator[inference_pb2.GenerateStreamResponse]:
@@ -144,10 +161,14 @@ class LetheClient:
         *,
         checkpoint: str | Path | None = None,
         model: str | None = None,
+        alias_of: str | None = None,
         engine: str = "",
         engine_options: dict[str, str] | None = None,
         wait: bool = True,
+        retrieval: Mapping[str, Any] | None = None,
     ) -> admin_pb2.VariantDetails:
+        """Load from a checkpoint or a model, or serve `alias_of`'s engine under `name`;
+        `retrieval` is a policy ({"index": ..., "k": ..., ...})."""
         request = admin_pb2.LoadVariantRequest(
             name=name, engine=engine, engine_options=engine_options or {}, wait=wait
         )
@@ -155,6 +176,10 @@ class LetheClient:
             request.checkpoint = str(checkpoint)
         if model is not None:
             request.model = model
+        if alias_of is not None:
+            request.alias_of = alias_of
+        if retrieval is not None:
+            request.retrieval.CopyFrom(common_pb2.RetrievalPolicy(**retrieval))
         return self._admin.LoadVariant(
             request, timeout=self.timeout, metadata=self._metadata(self._admin_token)
         ).variant
@@ -172,3 +197,81 @@ class LetheClient:
             timeout=self.timeout,
             metadata=self._metadata(self._admin_token),
         )
+
+    # -- retrieval ----------------------------------------------------------------------------
+    def search(
+        self, index: str, query: str, *, k: int = 5, where: Mapping[str, Any] | None = None
+    ) -> list[retrieval_pb2.Passage]:
+        """The k passages of `index` most similar to `query`; `where` filters on metadata."""
+        request = retrieval_pb2.SearchRequest(
+            index=index, query=query, k=k, filter_json=json.dumps(where) if where else ""
+        )
+        reply = self._retrieval.Search(request, timeout=self.timeout, metadata=self._metadata(self._token))
+        return list(reply.passages)
+
+    def index_stats(self, index: str) -> retrieval_pb2.IndexInfo:
+        return self._retrieval.IndexStats(
+            retrieval_pb2.IndexStatsRequest(index=index),
+            timeout=self.timeout,
+            metadata=self._metadata(self._token),
+        )
+
+    def list_indexes(self) -> list[retrieval_pb2.IndexInfo]:
+        return list(
+            self._retrieval.ListIndexes(
+                retrieval_pb2.ListIndexesRequest(), timeout=self.timeout, metadata=self._metadata(self._token)
+            ).indexes
+        )
+
+    def add_documents(
+        self,
+        index: str,
+        documents: Iterable[Mapping[str, Any]],
+        *,
+        replace: bool = False,
+        batch: int = 256,
+        progress=None,
+    ) -> retrieval_pb2.AddDocumentsResponse:
+        """Index documents (dicts with `id`, `text`, optional `title`, `source`, `metadata`), sent
+        `batch` per message; `progress(embedded, total)` is called while the server embeds.
+        Returns the final message (counts and the index's new stats)."""
+
+        def messages() -> Iterator[retrieval_pb2.AddDocumentsRequest]:
+            pending: list[retrieval_pb2.Document] = []
+            first = True
+            for document in documents:
+                pending.append(_document(document))
+                if len(pending) >= batch:
+                    yield retrieval_pb2.AddDocumentsRequest(index=index, documents=pending, replace=replace)
+                    pending, first = [], False
+            if pending or first:
+                yield retrieval_pb2.AddDocumentsRequest(index=index, documents=pending, replace=replace)
+
+        last = None
+        for message in self._retrieval_admin.AddDocuments(
+            messages(), timeout=self.timeout, metadata=self._metadata(self._admin_token)
+        ):
+            if message.done:
+                last = message
+            elif progress is not None:
+                progress(message.passages_embedded, message.passages_total)
+        assert last is not None, "the server closed the stream without a result"
+        return last
+
+    def delete_documents(self, index: str, ids: Iterable[str]) -> retrieval_pb2.DeleteDocumentsResponse:
+        return self._retrieval_admin.DeleteDocuments(
+            retrieval_pb2.DeleteDocumentsRequest(index=index, ids=list(ids)),
+            timeout=self.timeout,
+            metadata=self._metadata(self._admin_token),
+        )
+
+
+def _document(document: Mapping[str, Any]) -> retrieval_pb2.Document:
+    metadata = document.get("metadata")
+    return retrieval_pb2.Document(
+        id=str(document.get("id", "")),
+        text=str(document.get("text", "")),
+        title=document.get("title") or "",
+        source=document.get("source") or "",
+        metadata_json=json.dumps(metadata) if metadata else "",
+    )

@@ -15,28 +15,59 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from retrieval.augment import RetrievalPolicy
+from retrieval.index import SearchLimits
 from service.errors import InvalidRequest
 
 EngineName = Literal["transformers", "vllm"]
 _YAML_FILE: ContextVar[Path | None] = ContextVar("lethe_yaml_file", default=None)
+NAME_PATTERN = r"^[A-Za-z0-9._+-]+$"
 
 
 class VariantSpec(BaseModel):
-    """A variant to load: an edited checkpoint directory or a model (known name or directory)."""
+    """A variant to serve: an edited checkpoint directory, a model (known name or directory), or
+    an alias of another variant (its engine, not a second copy of its weights)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
     checkpoint: Path | None = None
     model: str | None = None
+    alias_of: str | None = Field(
+        default=None, min_length=1, description="A variant listed before this one; its engine is reused."
+    )
     engine: EngineName | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    retrieval: RetrievalPolicy | None = Field(
+        default=None, description="Augment prompts with passages from an index (requests may opt out)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "VariantSpec":
-        if (self.checkpoint is None) == (self.model is None):
-            raise ValueError(f"variant {self.name!r}: give exactly one of `checkpoint` or `model`")
+        sources = [s for s in (self.checkpoint, self.model, self.alias_of) if s is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                f"variant {self.name!r}: give exactly one of `checkpoint`, `model` or `alias_of`"
+            )
+        if self.alias_of is not None and (self.engine is not None or self.options):
+            raise ValueError(f"variant {self.name!r}: an alias uses its target's engine and options")
         return self
+
+
+class IndexSpec(BaseModel):
+    """A knowledge index the server opens at start-up (built by `lethe index build`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
+    path: Path = Field(description="The index directory.")
+    embedder: str | None = Field(
+        default=None, description="Embedder name or model directory; default: the one the index names."
+    )
+    limits: SearchLimits = Field(default_factory=SearchLimits, description="Bounds on search requests.")
+    demo: bool = Field(
+        default=False, description="Build the shipped demo fact corpus into `path` if it holds no index."
+    )
 
 
 class TokenSettings(BaseModel):
@@ -92,6 +123,13 @@ class ServeSettings(BaseSettings):
     discover_variants: bool = True
     variants: list[VariantSpec] = Field(default_factory=list)
     default_variant: str | None = None
+    # Knowledge indexes served by `lethe.v1.Retrieval` and used by variants' retrieval policies.
+    indexes: list[IndexSpec] = Field(default_factory=list)
+    # With no variants and no indexes configured: serve the demo fact index (built under
+    # LETHE_HOME on first start) and a `NAME+rag` alias of every discovered pruned variant.
+    demo_index: bool = True
+    # Most documents one AddDocuments call may carry.
+    max_documents_per_add: int = Field(10_000, ge=1)
     default_max_tokens: int = Field(64, ge=1)
     max_tokens_limit: int = Field(1024, ge=1)
     max_batch_size: int = Field(8, ge=1)
@@ -104,6 +142,17 @@ class ServeSettings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "ServeSettings":
+        for kind, names in (
+            ("variants", [v.name for v in self.variants]),
+            ("indexes", [i.name for i in self.indexes]),
+        ):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"{kind}: names must be unique, repeated: {', '.join(repeated)}")
+        return self
 
     @classmethod
     def settings_customise_sources(

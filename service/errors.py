@@ -1,12 +1,14 @@
 """Service errors and the one mapping from error kinds to gRPC status codes.
 
-Domain errors (`edits.errors.EditError` and the classes below) carry a `kind`; `status_for`
-turns any exception into the (code, message) pair the client sees. Nothing else maps errors.
+Domain errors (`edits.errors.EditError`, `retrieval.errors.RetrievalError` and the classes below)
+carry a `kind`; `status_for` turns any exception into the (code, message) pair the client sees.
+Nothing else maps errors.
 """
 
 import grpc
 
 from edits.errors import EditError
+from retrieval.errors import RetrievalError
 
 STATUS_BY_KIND: dict[str, grpc.StatusCode] = {
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
@@ -45,6 +47,28 @@ class VariantExists(ServiceError):
     kind = "already_exists"
 
 
+class VariantInUse(ServiceError):
+    """The variant serves aliases (e.g. `pruned+rag`); they must go first."""
+
+    kind = "failed_precondition"
+
+
+class UnknownIndex(ServiceError):
+    kind = "not_found"
+
+
+class IndexOpenFailed(ServiceError):
+    """A configured index could not be opened at start-up (missing, corrupt, other embedder)."""
+
+    kind = "failed_precondition"
+
+
+class IndexUnavailable(ServiceError):
+    """The index is still opening (or being built) at start-up, or the server is stopping."""
+
+    kind = "unavailable"
+
+
 class VariantUnavailable(ServiceError):
     """The variant is loading, unloading or failed to load."""
 
@@ -67,7 +91,7 @@ class EngineUnavailable(ServiceError):
 
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status a client gets for `error`. Unknown exceptions become INTERNAL."""
-    if isinstance(error, ServiceError | EditError):
+    if isinstance(error, ServiceError | EditError | RetrievalError):
         return STATUS_BY_KIND.get(error.kind, grpc.StatusCode.INTERNAL), str(error)
     kind = getattr(error, "kind", None)
     if isinstance(kind, str) and kind in STATUS_BY_KIND:

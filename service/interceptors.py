@@ -12,20 +12,23 @@ log = logging.getLogger(__name__)
 
 
 def _replace_behaviour(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
-    """The same handler with its behaviour wrapped (unary-unary and unary-stream only)."""
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            wrap(handler.unary_unary, streaming=False),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            wrap(handler.unary_stream, streaming=True),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler
+    """The same handler with its behaviour wrapped; `streaming` tells `wrap` whether the behaviour
+    yields responses. Every kind is wrapped: a kind left out would skip auth and error mapping."""
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler, False),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler, True),
+    )
+    for attribute, make, streaming in kinds:
+        behaviour = getattr(handler, attribute)
+        if behaviour is not None:
+            return make(
+                wrap(behaviour, streaming=streaming),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    raise TypeError(f"unknown kind of RPC handler: {handler!r}")
 
 
 def _map_errors(behaviour: Callable, *, streaming: bool) -> Callable:

@@ -1,4 +1,4 @@
-"""Lethe's own Prometheus metrics, labelled by variant, on a registry of their own.
+"""Lethe's own Prometheus metrics, labelled by variant (or index), on a registry of their own.
 
 They never touch prometheus_client's global registry, where vLLM engines overwrite each other.
 """
@@ -62,6 +62,20 @@ class Metrics:
             "1 for the status each variant is in.",
             ["variant", "status"],
             registry=r,
+        )
+
+        self.retrieval_latency = Histogram(
+            "lethe_retrieval_latency_seconds",
+            "Time to embed a query and search an index (Search and retrieval-augmented Generate).",
+            ["index"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.passages_returned = Counter(
+            "lethe_retrieval_passages", "Passages returned by searches.", ["index"], registry=r
+        )
+        self.index_passages = Gauge(
+            "lethe_index_passages", "Passages in the live snapshot of an index.", ["index"], registry=r
         )
 
     def set_variant_status(self, statuses: dict[str, str]) -> None:

@@ -1,7 +1,9 @@
 """The variants this server knows: loading, unloading, lookup, and the parents they share.
 
 Pruned variants of one parent share its unchanged tensors (see `engines.weights`); the registry
-keeps each parent model loaded once for as long as any variant of it is loaded.
+keeps each parent model loaded once for as long as any variant of it is loaded. An alias (e.g.
+`pruned+rag`, declared with `alias_of`) serves another variant's engine under its own name and
+retrieval policy: nothing is loaded for it.
 """
 
 import asyncio
@@ -10,18 +12,24 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from retrieval.augment import RetrievalPolicy
 from service.config import ServeSettings, VariantSpec
 from service.engines.base import Engine, MemoryReport
 from service.errors import (
     EngineUnavailable,
     InvalidRequest,
     ShuttingDown,
+    UnknownIndex,
     UnknownVariant,
     VariantExists,
+    VariantInUse,
     VariantUnavailable,
 )
+
+if TYPE_CHECKING:
+    from service.indexes import IndexRegistry
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +47,25 @@ class Variant:
     parent: str = ""
     error: str = ""
     engine: Engine | None = None
+    # The variant whose engine this alias serves ("" for a variant with weights of its own).
+    alias_of: str = ""
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def edited_tensors(self) -> list[str]:
         return list((self.manifest or {}).get("edited_tensors", []))
 
+    @property
+    def retrieval(self) -> RetrievalPolicy | None:
+        return self.spec.retrieval
+
     def memory(self) -> MemoryReport:
-        return self.engine.memory() if self.engine is not None else MemoryReport(0)
+        if self.engine is None:
+            return MemoryReport(0)
+        report = self.engine.memory()
+        if self.alias_of:  # every byte belongs to the variant it aliases
+            return MemoryReport(report.parameter_bytes, report.parameter_bytes)
+        return report
 
 
 def resolve_source(spec: VariantSpec) -> Path:
@@ -71,8 +90,10 @@ StatusListener = Callable[[str, str], None]
 
 
 class VariantRegistry:
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, indexes: "IndexRegistry | None" = None) -> None:
         self.settings = settings
+        # Checks that retrieval policies name a configured index (None: not checked).
+        self._indexes = indexes
         self._variants: dict[str, Variant] = {}
         # Loaded models by (directory, dtype, device): base variants and parents of pruned ones.
         self._parents: dict[tuple[Path, str, str], tuple[Any, Any]] = {}
@@ -122,8 +143,20 @@ class VariantRegistry:
             raise ShuttingDown("the server is shutting down")
         if spec.name in self._variants:
             raise VariantExists(f"variant {spec.name!r} is already loaded; unload it first")
-        engine_name = spec.engine or self.settings.engine
-        variant = Variant(name=spec.name, spec=spec, engine_name=engine_name)
+        if spec.retrieval is not None and self._indexes is not None:
+            self._check_policy(spec.name, spec.retrieval, self._indexes)
+        engine_name, alias_of = spec.engine or self.settings.engine, ""
+        if spec.alias_of is not None:
+            if spec.alias_of not in self._variants:
+                raise UnknownVariant(
+                    f"alias_of: variant {spec.name!r} names {spec.alias_of!r}, which is not loaded "
+                    f"(loaded: {', '.join(self._variants) or 'none'})"
+                )
+            target = self.get(spec.alias_of)
+            while target.alias_of:  # an alias of an alias serves the same engine
+                target = self.get(target.alias_of)
+            engine_name, alias_of = target.engine_name, target.name
+        variant = Variant(name=spec.name, spec=spec, engine_name=engine_name, alias_of=alias_of)
         self._variants[spec.name] = variant
         if self.default_name is None:
             self.default_name = spec.name
@@ -137,11 +170,14 @@ class VariantRegistry:
 
     async def _load(self, variant: Variant) -> None:
         try:
-            variant.source = await asyncio.to_thread(resolve_source, variant.spec)
-            from service.engines.weights import read_manifest
+            if variant.alias_of:
+                await self._follow(variant)
+            else:
+                variant.source = await asyncio.to_thread(resolve_source, variant.spec)
+                from service.engines.weights import read_manifest
 
-            variant.manifest = read_manifest(variant.source)
-            variant.engine = await self._build_engine(variant)
+                variant.manifest = read_manifest(variant.source)
+                variant.engine = await self._build_engine(variant)
             if variant.status == LOADING:
                 self._set_status(variant, READY)
                 log.info("variant %s ready (%s)", variant.name, variant.engine_name)
@@ -151,6 +187,27 @@ class VariantRegistry:
             self._set_status(variant, FAILED)
         finally:
             variant.settled.set()
+
+    @staticmethod
+    def _check_policy(name: str, policy: RetrievalPolicy, indexes: "IndexRegistry") -> None:
+        if policy.index not in indexes.names:
+            raise UnknownIndex(
+                f"retrieval.index: variant {name!r} names index {policy.index!r}, which is not "
+                f"configured (configured: {', '.join(indexes.names) or 'none'})"
+            )
+        max_k = indexes.spec(policy.index).limits.max_k
+        if policy.k > max_k:
+            raise InvalidRequest("retrieval.k", f"{policy.k} is above index {policy.index!r}'s max_k {max_k}")
+
+    async def _follow(self, alias: Variant) -> None:
+        """Serve the target's engine once it is ready: the same object, no second load."""
+        target = self.get(alias.alias_of)
+        await target.settled.wait()
+        if target.status != READY or target.engine is None:
+            detail = f": {target.error}" if target.error else ""
+            raise VariantUnavailable(f"variant {target.name!r} it serves is {target.status}{detail}")
+        alias.source, alias.manifest, alias.engine = target.source, target.manifest, target.engine
+        alias.parent = target.name
 
     async def _build_engine(self, variant: Variant) -> Engine:
         assert variant.source is not None
@@ -210,7 +267,8 @@ class VariantRegistry:
             log.warning("variant %s cannot share its parent (%s); full load", variant.name, reason)
             return None
         variant.parent = next(
-            (v.name for v in self._variants.values() if v.source == parent_path), str(parent_path)
+            (v.name for v in self._variants.values() if v.source == parent_path and not v.alias_of),
+            str(parent_path),
         )
         return model, tokenizer, parent_model
 
@@ -219,11 +277,14 @@ class VariantRegistry:
         variant = self.get(name)
         if variant.status == UNLOADING:
             raise VariantUnavailable(f"variant {name!r} is already unloading")
+        aliases = [v.name for v in self._variants.values() if v.alias_of == name]
+        if aliases:
+            raise VariantInUse(f"variant {name!r} is also served as {', '.join(aliases)}; unload that first")
         if variant.status == LOADING:
             await variant.settled.wait()
         self._set_status(variant, UNLOADING)
         engine, variant.engine = variant.engine, None
-        if engine is not None:
+        if engine is not None and not variant.alias_of:
             await engine.close()
         del self._variants[name]
         for listener in self._listeners:
@@ -248,7 +309,7 @@ class VariantRegistry:
         for task in list(self._tasks):
             task.cancel()
         for variant in list(self._variants.values()):
-            if variant.engine is not None:
+            if variant.engine is not None and not variant.alias_of:
                 await variant.engine.close()
         self._parents.clear()
 

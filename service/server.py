@@ -1,4 +1,5 @@
-"""The gRPC server: Inference, Admin, health (overall and per variant), reflection, metrics.
+"""The gRPC server: Inference, Admin, Retrieval, RetrievalAdmin, health (overall and per
+variant), reflection, metrics.
 
 `LetheServer` is started and stopped from async code (tests, benchmarks); `serve` runs it until
 SIGTERM/SIGINT, then drains: health goes NOT_SERVING, new requests get UNAVAILABLE, and requests
@@ -13,19 +14,30 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.config import ServeSettings, VariantSpec
+from service.config import IndexSpec, ServeSettings, VariantSpec
 from service.errors import InvalidRequest
-from service.gen.lethe.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, inference_pb2_grpc
+from service.gen.lethe.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
+)
+from service.indexes import IndexRegistry
 from service.interceptors import AuthInterceptor, ErrorInterceptor
 from service.metrics import Metrics, start_metrics_server
 from service.registry import READY, VariantRegistry
 from service.servicers.admin import AdminServicer
 from service.servicers.inference import InferenceServicer
+from service.servicers.retrieval import RetrievalAdminServicer, RetrievalServicer
 
 log = logging.getLogger(__name__)
 
 INFERENCE = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
 ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
+RETRIEVAL = retrieval_pb2.DESCRIPTOR.services_by_name["Retrieval"].full_name
+RETRIEVAL_ADMIN = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalAdmin"].full_name
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
@@ -35,11 +47,17 @@ def variant_health_name(variant: str) -> str:
 
 
 class LetheServer:
-    def __init__(self, settings: ServeSettings, variants: list[VariantSpec]) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        variants: list[VariantSpec],
+        indexes: list[IndexSpec] | None = None,
+    ) -> None:
         self.settings = settings
         self.initial_variants = variants
         self.metrics = Metrics()
-        self.registry = VariantRegistry(settings)
+        self.indexes = IndexRegistry(settings.indexes if indexes is None else indexes, self.metrics)
+        self.registry = VariantRegistry(settings, self.indexes)
         self.health = health.aio.HealthServicer()
         self.port: int | None = None
         self.metrics_port: int | None = None
@@ -49,15 +67,21 @@ class LetheServer:
         self.registry.add_listener(self._on_variant_status)
 
     async def start(self) -> int:
-        """Bind, start serving and begin loading the initial variants; returns the gRPC port."""
+        """Bind, start serving, begin loading the initial variants and open the indexes (in
+        parallel with the loading); returns the gRPC port. A variant or index that is
+        misconfigured stops the server and raises."""
         settings = self.settings
         if settings.torch_threads is not None:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
+        inference_token = settings.auth.inference.value() or ""
+        admin_token = settings.auth.admin.value() or ""
         tokens = {
-            INFERENCE: settings.auth.inference.value() or "",
-            ADMIN: settings.auth.admin.value() or "",
+            INFERENCE: inference_token,
+            RETRIEVAL: inference_token,
+            ADMIN: admin_token,
+            RETRIEVAL_ADMIN: admin_token,
         }
         server = grpc.aio.server(
             interceptors=[AuthInterceptor(tokens), ErrorInterceptor()],
@@ -69,14 +93,20 @@ class LetheServer:
             ],
         )
         inference_pb2_grpc.add_InferenceServicer_to_server(
-            InferenceServicer(self.registry, settings, self.metrics), server
+            InferenceServicer(self.registry, settings, self.metrics, self.indexes), server
         )
         admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.registry), server)
+        retrieval_pb2_grpc.add_RetrievalServicer_to_server(RetrievalServicer(self.indexes), server)
+        retrieval_pb2_grpc.add_RetrievalAdminServicer_to_server(
+            RetrievalAdminServicer(self.indexes, settings.max_documents_per_add), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (
                 INFERENCE,
                 ADMIN,
+                RETRIEVAL,
+                RETRIEVAL_ADMIN,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),
@@ -91,13 +121,20 @@ class LetheServer:
             raise InvalidRequest("port", f"cannot bind {address}")
         self._server, self.port = server, port
         await self._set_overall(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_retrieval(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         if settings.metrics_port is not None:
             self._metrics_server, self.metrics_port = start_metrics_server(
                 self.metrics, settings.metrics_host, settings.metrics_port
             )
-        for spec in self.initial_variants:
-            await self.registry.load(spec, wait=False)
+        try:
+            for spec in self.initial_variants:
+                await self.registry.load(spec, wait=False)
+            await self.indexes.open_all()
+        except BaseException:
+            await self.stop(0)
+            raise
+        await self._set_retrieval(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s (metrics port %s)", address.rsplit(":", 1)[0] + f":{port}", self.metrics_port)
         return port
 
@@ -116,6 +153,7 @@ class LetheServer:
             return
         grace = self.settings.grace_seconds if grace is None else grace
         self.registry.closing = True
+        self.indexes.closing = True
         await self.health.enter_graceful_shutdown()
         await self._wait_in_flight(grace)
         await self._server.stop(grace=0.5)
@@ -169,6 +207,10 @@ class LetheServer:
             await self.health.set(name, status)
         await self.health.set(ADMIN, health_pb2.HealthCheckResponse.SERVING)
 
+    async def _set_retrieval(self, status) -> None:
+        for name in (RETRIEVAL, RETRIEVAL_ADMIN):
+            await self.health.set(name, status)
+
 
 def _server_credentials(settings: ServeSettings) -> grpc.ServerCredentials:
     tls = settings.tls
@@ -183,9 +225,11 @@ def _server_credentials(settings: ServeSettings) -> grpc.ServerCredentials:
     )
 
 
-async def serve(settings: ServeSettings, variants: list[VariantSpec]) -> None:
+async def serve(
+    settings: ServeSettings, variants: list[VariantSpec], indexes: list[IndexSpec] | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    server = LetheServer(settings, variants)
+    server = LetheServer(settings, variants, indexes)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,15 +1,25 @@
-"""Which variants `lethe serve` loads at start-up.
+"""Which variants and indexes `lethe serve` opens at start-up.
 
-Variants declared in the configuration are loaded as given. With none declared, the server
-serves `settings.model` (default `gemma3-270m`, prepared on first start) plus every pruned
-variant of it found under `LETHE_HOME/checkpoints/`. `--variant NAME=CHECKPOINT` adds more.
+Variants and indexes declared in the configuration are served as given. With no variants
+declared, the server serves `settings.model` (default `gemma3-270m`, prepared on first start)
+plus every pruned variant of it found under `LETHE_HOME/checkpoints/`. `--variant
+NAME=CHECKPOINT` adds more. With no variants and no indexes declared (and `demo_index` on), it
+also serves the demo fact index, built into `LETHE_HOME/indexes/demo` on first start, and offers
+`NAME+rag` for each discovered pruned variant: the same engine, with prompts augmented from it.
 """
 
 from pathlib import Path
 
-from service.config import ServeSettings, VariantSpec
+from retrieval.augment import RetrievalPolicy
+from service.config import IndexSpec, ServeSettings, VariantSpec
 from service.errors import InvalidRequest
 from service.registry import discover_variants
+
+DEMO_INDEX = "demo"
+RAG_SUFFIX = "+rag"
+# The defaults of `RetrievalPolicy` (3 passages, titles, context before the prompt): the policy
+# the facts evaluation measures.
+DEMO_POLICY = RetrievalPolicy(index=DEMO_INDEX)
 
 
 def model_directory(model: str) -> Path:
@@ -46,3 +56,36 @@ def initial_variants(settings: ServeSettings, extra: list[VariantSpec] = ()) -> 
     for spec in extra:
         by_name[spec.name] = spec
     return list(by_name.values())
+
+
+def _unconfigured(settings: ServeSettings) -> bool:
+    return not settings.variants and not settings.indexes and settings.demo_index
+
+
+def initial_indexes(settings: ServeSettings) -> list[IndexSpec]:
+    """The configured indexes, or with no configuration the demo index under LETHE_HOME."""
+    from edits.home import lethe_home
+
+    if not _unconfigured(settings):
+        return list(settings.indexes)
+    return [IndexSpec(name=DEMO_INDEX, path=lethe_home() / "indexes" / DEMO_INDEX, demo=True)]
+
+
+def demo_rag_variants(settings: ServeSettings, variants: list[VariantSpec]) -> list[VariantSpec]:
+    """`NAME+rag` (an alias with the demo policy) for each discovered pruned variant in
+    `variants`, when the server runs without configuration."""
+    from edits.home import lethe_home
+
+    if not _unconfigured(settings) or not settings.discover_variants:
+        return []
+    names = {spec.name for spec in variants}
+    pruned = [
+        spec.name
+        for spec in discover_variants(model_directory(settings.model), lethe_home())
+        if spec.name in names
+    ]
+    return [
+        VariantSpec(name=name + RAG_SUFFIX, alias_of=name, retrieval=DEMO_POLICY)
+        for name in pruned
+        if name + RAG_SUFFIX not in names
+    ]

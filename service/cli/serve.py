@@ -21,17 +21,19 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="gRPC port (default 50051; 0 = any)."),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus port (default 9090)."),
 ) -> None:
-    """Serve the default model and its pruned variants (or the configured ones) over gRPC."""
+    """Serve the default model and its pruned variants (or the configured ones) over gRPC; with no
+    configuration also the demo fact index and a NAME+rag variant of each pruned one."""
     import asyncio
     import logging
 
     from service.config import load_settings
     from service.server import serve as run
-    from service.startup import initial_variants, parse_variant_flag
+    from service.startup import demo_rag_variants, initial_indexes, initial_variants, parse_variant_flag
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(
         config, model=model, engine=engine, host=host, port=port, metrics_port=metrics_port
     )
     variants = initial_variants(settings, [parse_variant_flag(v) for v in variant])
-    asyncio.run(run(settings, variants))
+    variants += demo_rag_variants(settings, variants)
+    asyncio.run(run(settings, variants, initial_indexes(settings)))

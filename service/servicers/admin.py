@@ -8,7 +8,7 @@ from service.config import VariantSpec
 from service.errors import InvalidRequest
 from service.gen.lethe.v1 import admin_pb2, admin_pb2_grpc
 from service.registry import VariantRegistry
-from service.servicers.convert import variant_details
+from service.servicers.convert import policy_from_proto, variant_details
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
@@ -18,16 +18,21 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def LoadVariant(self, request, context):
         source = request.WhichOneof("source")
         if source is None:
-            raise InvalidRequest("source", "give `checkpoint` (a directory) or `model` (a name)")
+            raise InvalidRequest(
+                "source", "give `checkpoint` (a directory), `model` (a name) or `alias_of` (a variant)"
+            )
         if request.engine and request.engine not in ("transformers", "vllm"):
             raise InvalidRequest("engine", f"{request.engine!r}: use transformers or vllm")
+        retrieval = policy_from_proto(request.retrieval) if request.HasField("retrieval") else None
         try:
             spec = VariantSpec(
                 name=request.name,
                 checkpoint=Path(request.checkpoint) if source == "checkpoint" else None,
                 model=request.model if source == "model" else None,
+                alias_of=request.alias_of if source == "alias_of" else None,
                 engine=request.engine or None,
                 options=dict(request.engine_options),
+                retrieval=retrieval,
             )
         except ValidationError as error:
             first = error.errors()[0]

@@ -1,4 +1,8 @@
-"""`lethe.v1.Inference`: protobuf in, engine stream out, metrics on the way."""
+"""`lethe.v1.Inference`: protobuf in, engine stream out, metrics on the way.
+
+A variant with a retrieval policy (or a request that asks) gets its prompt augmented first
+(`service.rag`); the passages used go back with the response.
+"""
 
 import contextlib
 import time
@@ -10,41 +14,52 @@ from service.config import ServeSettings
 from service.engines.base import Chunk, GenerationRequest
 from service.errors import InvalidRequest, status_for
 from service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
+from service.indexes import IndexRegistry
 from service.metrics import Metrics
+from service.rag import augment
 from service.registry import VariantRegistry
-from service.servicers.convert import variant_summary
+from service.servicers.convert import retrieved_passages, variant_summary
 from service.validation import check_prompt, request_id, sampling_from_proto
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, registry: VariantRegistry, settings: ServeSettings, metrics: Metrics):
+    def __init__(
+        self,
+        registry: VariantRegistry,
+        settings: ServeSettings,
+        metrics: Metrics,
+        indexes: IndexRegistry | None = None,
+    ):
         self._registry = registry
         self._settings = settings
         self._metrics = metrics
+        self._indexes = indexes or IndexRegistry([], metrics)
 
     async def Generate(self, request, context):
-        text, last, answered = [], None, ("", "")
-        async for variant, rid, chunk in self._run(request, context, "Generate"):
+        text, last, answered = [], None, ("", "", [])
+        async for variant, rid, chunk, passages in self._run(request, context, "Generate"):
             text.append(chunk.text)
-            last, answered = chunk, (variant, rid)
+            last, answered = chunk, (variant, rid, passages)
         assert last is not None
-        variant, rid = answered
+        variant, rid, passages = answered
         return inference_pb2.GenerateResponse(
             variant=variant,
             text="".join(text),
             finish_reason=last.finish_reason or "",
             usage=_usage(last),
             request_id=rid,
+            passages=passages,
         )
 
     async def GenerateStream(self, request, context):
-        async for variant, rid, chunk in self._run(request, context, "GenerateStream"):
+        async for variant, rid, chunk, passages in self._run(request, context, "GenerateStream"):
             if not chunk.text and chunk.finish_reason is None:
                 continue
             message = inference_pb2.GenerateStreamResponse(variant=variant, text=chunk.text, request_id=rid)
             if chunk.finish_reason is not None:
                 message.finish_reason = chunk.finish_reason
                 message.usage.CopyFrom(_usage(chunk))
+                message.passages.extend(passages)
             yield message
 
     async def ListVariants(self, request, context):
@@ -55,8 +70,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
     async def _run(
         self, request: inference_pb2.GenerateRequest, context, method: str
-    ) -> AsyncIterator[tuple[str, str, Chunk]]:
-        """Validate, run on the engine and record metrics; yields (variant, request id, chunk)."""
+    ) -> AsyncIterator[tuple[str, str, Chunk, list[inference_pb2.RetrievedPassage]]]:
+        """Validate, retrieve, run on the engine and record metrics; yields (variant, request id,
+        chunk, passages in the prompt)."""
         started = time.perf_counter()
         label = request.variant or self._registry.default_name or ""
         code = grpc.StatusCode.OK
@@ -72,7 +88,17 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             )
             engine = variant.engine
             assert engine is not None
-            prompt_tokens = engine.count_tokens(request.prompt)
+            augmented = await augment(
+                request.prompt,
+                variant.name,
+                variant.retrieval,
+                self._indexes,
+                wanted=request.retrieval if request.HasField("retrieval") else None,
+                k=request.retrieval_k,
+                fits=lambda text: engine.count_tokens(text) < engine.context_length,
+            )
+            passages = retrieved_passages(augmented.index, augmented.hits)
+            prompt_tokens = engine.count_tokens(augmented.prompt)
             if prompt_tokens >= engine.context_length:
                 raise InvalidRequest(
                     "prompt",
@@ -83,7 +109,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             in_flight = self._metrics.in_flight.labels(variant.name)
             in_flight.inc()
             first = previous = None
-            stream = engine.generate(GenerationRequest(rid, request.prompt, sampling))
+            stream = engine.generate(GenerationRequest(rid, augmented.prompt, sampling))
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
                     now = time.perf_counter()
@@ -96,7 +122,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                         previous = now
                     if chunk.finish_reason is not None:
                         self._record_finish(variant.name, chunk, started)
-                    yield variant.name, rid, chunk
+                    yield variant.name, rid, chunk, passages
         except BaseException as error:
             code = _code_of(error, context)
             raise
