@@ -18,12 +18,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from service.cli import client, demo, edit, eval, index, models, serve
+    from service.cli import client, demo, edit, eval, index, memorized, models, serve
 
     app.add_typer(models.app, name="models")
     app.add_typer(edit.app, name="edit")
     app.add_typer(index.app, name="index")
     app.add_typer(eval.app, name="eval")
+    eval.app.command("mine")(memorized.mine)
     app.add_typer(demo.app, name="demo")
     # Top-level commands: `lethe serve`, `lethe generate`, `lethe variants`.
     app.add_typer(serve.app)
