@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -278,10 +279,22 @@ def test_cli_keeps_what_a_real_model_recites_and_the_set_is_recited(reciter, tmp
     assert metrics["items"] == len(rows) and metrics["strict"] == 1.0
 
 
-def test_loads_the_shipped_sources():
-    sources = load_sources(Path(__file__).parents[2] / "edits/evaluation/memorized/sources.jsonl")
+EVALUATION = Path(__file__).parents[2] / "edits/evaluation"
+
+
+def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_shipped_sources_load_and_the_heldout_prose_shares_no_six_words_with_them():
+    sources = load_sources(EVALUATION / "memorized/sources.jsonl")
     assert len(sources) >= 300
     assert {s.kind for s in sources} == {"recitation", "rule"}
+    heldout = (EVALUATION / "data/heldout-prose.txt").read_text()
+    assert len(heldout.split()) >= 6000
+    shared = _word_runs(heldout, 6) & set().union(*(_word_runs(s.text, 6) for s in sources))
+    assert not shared
 
 
 def _main_exit(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> int:
