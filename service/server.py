@@ -67,9 +67,8 @@ class LetheServer:
         self.registry.add_listener(self._on_variant_status)
 
     async def start(self) -> int:
-        """Bind, start serving, begin loading the initial variants and open the indexes (in
-        parallel with the loading); returns the gRPC port. A variant or index that is
-        misconfigured stops the server and raises."""
+        """Bind, start serving, open the indexes, then begin loading the initial variants;
+        returns the gRPC port. A misconfigured index or variant stops the server and raises."""
         settings = self.settings
         if settings.torch_threads is not None:
             import torch
@@ -128,9 +127,11 @@ class LetheServer:
                 self.metrics, settings.metrics_host, settings.metrics_port
             )
         try:
+            # Indexes first: importing transformers from two threads at once (the embedder here,
+            # a model loading in the background) can fail inside its lazy module.
+            await self.indexes.open_all()
             for spec in self.initial_variants:
                 await self.registry.load(spec, wait=False)
-            await self.indexes.open_all()
         except BaseException:
             await self.stop(0)
             raise
