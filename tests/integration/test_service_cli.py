@@ -20,7 +20,10 @@ def served(tmp_path):
     base = build_tiny_llama(tmp_path / "base", max_positions=4096)
     build_edited_variant(base, tmp_path / "home" / "checkpoints" / "pruned")
     config = tmp_path / "lethe.yaml"
-    config.write_text(f"host: 127.0.0.1\nport: 0\nmetrics_port: 0\nmodel: {base}\ngrace_seconds: 20\n")
+    # demo_index off: the demo fact index and pruned+rag are covered by test_rag_cli.py.
+    config.write_text(
+        f"host: 127.0.0.1\nport: 0\nmetrics_port: 0\nmodel: {base}\ngrace_seconds: 20\ndemo_index: false\n"
+    )
     env = {**os.environ, "LETHE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [*LETHE, "serve", "--config", str(config)],
