@@ -46,6 +46,9 @@ class VariantInfo:
     engine: str
     parent: str
     is_default: bool
+    # The variant whose engine this alias serves, and the retrieval policy (None: no retrieval).
+    alias_of: str = ""
+    retrieval: common_pb2.RetrievalPolicy | None = None
 
 
 def status_name(value: int) -> str:
@@ -151,7 +154,15 @@ class LetheClient:
             metadata=self._metadata(self._token),
         )
         return [
-            VariantInfo(v.name, status_name(v.status), v.engine, v.parent, v.is_default)
+            VariantInfo(
+                v.name,
+                status_name(v.status),
+                v.engine,
+                v.parent,
+                v.is_default,
+                v.alias_of,
+                v.retrieval if v.HasField("retrieval") else None,
+            )
             for v in reply.variants
         ]
 

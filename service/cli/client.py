@@ -37,12 +37,16 @@ def generate(
     seed: int | None = typer.Option(None, "--seed"),
     stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable)."),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Print text as it comes."),
+    retrieval: bool | None = typer.Option(
+        None, "--retrieval/--no-retrieval", help="Retrieval-augmented or not (default: the variant's policy)."
+    ),
+    retrieval_k: int = typer.Option(0, "--retrieval-k", help="Passages to retrieve (0: the variant's k)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Deadline in seconds."),
     target: str | None = TARGET,
     token_file: Path | None = TOKEN_FILE,
     tls_ca: Path | None = CA,
 ) -> None:
-    """Generate a completion; the answering variant and token usage go to stderr."""
+    """Generate a completion; the answering variant, token usage and passages used go to stderr."""
     import grpc
 
     params = dict(
@@ -53,6 +57,8 @@ def generate(
         top_k=top_k,
         seed=seed,
         stop=stop,
+        retrieval=retrieval,
+        retrieval_k=retrieval_k,
     )
     with _client(target, token_file, tls_ca, timeout) as client:
         try:
@@ -70,6 +76,7 @@ def generate(
                         f"completion_tokens={last.usage.completion_tokens}",
                         err=True,
                     )
+                    _echo_passages(last.passages)
             else:
                 reply = client.generate(prompt, **params)
                 typer.echo(reply.text)
@@ -79,8 +86,15 @@ def generate(
                     f"completion_tokens={reply.completion_tokens}",
                     err=True,
                 )
+                _echo_passages(reply.passages)
         except grpc.RpcError as error:
             _fail(error)
+
+
+def _echo_passages(passages) -> None:
+    if passages:
+        used = ", ".join(f"{p.id} ({p.score:.3f})" for p in passages)
+        typer.echo(f"[retrieval] {passages[0].index}: {used}", err=True)
 
 
 @app.command("variants")
@@ -97,8 +111,18 @@ def variants(
             listed = client.list_variants()
         except grpc.RpcError as error:
             _fail(error)
-    rows = [("NAME", "STATUS", "ENGINE", "PARENT", "DEFAULT")]
-    rows += [(v.name, v.status, v.engine, v.parent or "-", "*" if v.is_default else "") for v in listed]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    rows = [("NAME", "STATUS", "ENGINE", "PARENT", "DEFAULT", "RETRIEVAL")]
+    rows += [
+        (
+            v.name,
+            v.status,
+            v.engine,
+            v.parent or "-",
+            "*" if v.is_default else "-",
+            f"{v.retrieval.index} k={v.retrieval.k}" if v.retrieval is not None else "-",
+        )
+        for v in listed
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
