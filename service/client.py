@@ -107,8 +107,10 @@ class LetheClient:
         request_id: str = "",
         retrieval: bool | None = None,
         retrieval_k: int = 0,
+        retrieval_query: str = "",
     ) -> inference_pb2.GenerateRequest:
-        """`retrieval` None follows the variant's policy; `retrieval_k` 0 keeps its k."""
+        """`retrieval` None follows the variant's policy; `retrieval_k` 0 keeps its k;
+        `retrieval_query` empty searches for the end of the prompt."""
         sampling = inference_pb2.SamplingParams(max_tokens=max_tokens, top_k=top_k, stop=stop)
         if temperature is not None:
             sampling.temperature = temperature
@@ -117,7 +119,12 @@ class LetheClient:
         if seed is not None:
             sampling.seed = seed
         request = inference_pb2.GenerateRequest(
-            variant=variant, prompt=prompt, sampling=sampling, request_id=request_id, retrieval_k=retrieval_k
+            variant=variant,
+            prompt=prompt,
+            sampling=sampling,
+            request_id=request_id,
+            retrieval_k=retrieval_k,
+            retrieval_query=retrieval_query,
         )
         if retrieval is not None:
             request.retrieval = retrieval

@@ -36,32 +36,40 @@ async def augment(
     *,
     wanted: bool | None,
     k: int,
+    query: str = "",
     fits: Callable[[str], bool],
 ) -> Augmented:
-    """Search the policy's index for `prompt` and lay the usable passages out before it.
+    """Search the policy's index and lay the usable passages out before `prompt`.
 
-    `wanted` is the request's switch (None: follow the policy) and `k` its override (0: the
-    policy's). Passages that would push the prompt out of the context (`fits` is False) are
-    dropped from the lowest-ranked up; the request is then served with fewer passages, or none.
+    `wanted` is the request's switch (None: follow the policy), `k` its override (0: the
+    policy's) and `query` the text to search for (empty: the end of the prompt). Passages that
+    would push the prompt out of the context (`fits` is False) are dropped from the lowest-ranked
+    up; the request is then served with fewer passages, or none.
     """
     if k < 0:
         raise InvalidRequest("retrieval_k", f"must be >= 0 (0 keeps the variant's k), got {k}")
     if policy is None:
-        if wanted or k:
-            field = "retrieval" if wanted else "retrieval_k"
+        asked = [
+            (f, v) for f, v in (("retrieval", wanted), ("retrieval_k", k), ("retrieval_query", query)) if v
+        ]
+        if asked:
             raise InvalidRequest(
-                field, f"variant {variant!r} has no retrieval policy; use a variant that has one"
+                asked[0][0], f"variant {variant!r} has no retrieval policy; use a variant that has one"
             )
         return Augmented(prompt)
     if wanted is False:
         return Augmented(prompt)
-    query = prompt[-min(QUERY_CHARS, indexes.get(policy.index).limits.max_query_chars) :]
+    if query:
+        field = "retrieval_query"
+    else:
+        field = "prompt"
+        query = prompt[-min(QUERY_CHARS, indexes.get(policy.index).limits.max_query_chars) :]
     hits = await indexes.search(
         policy.index,
         query,
         k or policy.k,
         k_field="retrieval_k" if k else "retrieval.k",
-        query_field="prompt",
+        query_field=field,
     )
     kept = usable_hits(hits, policy.min_score)
     while kept:

@@ -17,9 +17,9 @@ from service.registry import discover_variants
 
 DEMO_INDEX = "demo"
 RAG_SUFFIX = "+rag"
-# The defaults of `RetrievalPolicy` (3 passages, titles, context before the prompt): the policy
-# the facts evaluation measures.
-DEMO_POLICY = RetrievalPolicy(index=DEMO_INDEX)
+# What `lethe eval facts` measures by default: 5 passages, laid out by `RetrievalPolicy`'s default
+# template and passage format.
+DEMO_POLICY = RetrievalPolicy(index=DEMO_INDEX, k=5)
 
 
 def model_directory(model: str) -> Path:

@@ -41,6 +41,9 @@ def generate(
         None, "--retrieval/--no-retrieval", help="Retrieval-augmented or not (default: the variant's policy)."
     ),
     retrieval_k: int = typer.Option(0, "--retrieval-k", help="Passages to retrieve (0: the variant's k)."),
+    retrieval_query: str = typer.Option(
+        "", "--retrieval-query", help="Text to search for (default: the end of the prompt)."
+    ),
     timeout: float | None = typer.Option(None, "--timeout", help="Deadline in seconds."),
     target: str | None = TARGET,
     token_file: Path | None = TOKEN_FILE,
@@ -59,6 +62,7 @@ def generate(
         stop=stop,
         retrieval=retrieval,
         retrieval_k=retrieval_k,
+        retrieval_query=retrieval_query,
     )
     with _client(target, token_file, tls_ca, timeout) as client:
         try:

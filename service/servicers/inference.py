@@ -95,6 +95,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 self._indexes,
                 wanted=request.retrieval if request.HasField("retrieval") else None,
                 k=request.retrieval_k,
+                query=request.retrieval_query,
                 fits=lambda text: engine.count_tokens(text) < engine.context_length,
             )
             passages = retrieved_passages(augmented.index, augmented.hits)

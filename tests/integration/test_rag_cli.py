@@ -54,7 +54,7 @@ def test_serve_without_configuration_offers_pruned_rag_on_the_demo_index(tmp_pat
         rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
         assert set(rows) == {"base", "pruned", "pruned+rag"}, listed.stdout + listed.stderr
         assert rows["pruned+rag"][1:4] == ["ready", "transformers", "pruned"]
-        assert rows["pruned+rag"][-2:] == ["demo", "k=3"] and rows["pruned"][-1] == "-"
+        assert rows["pruned+rag"][-2:] == ["demo", "k=5"] and rows["pruned"][-1] == "-"
         assert (home / "indexes" / "demo" / "CURRENT").is_file()
 
         question = load_questions()[0]

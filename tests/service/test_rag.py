@@ -92,6 +92,13 @@ def test_a_request_can_turn_retrieval_off_or_change_k(client):
     assert len(on.passages) == 3
 
 
+def test_a_request_can_name_the_text_to_search_for(client):
+    reply = client.generate(QUESTION, variant="pruned+rag", retrieval_query="the bridge over the Quell")
+    assert reply.passages[0].doc_id == "zorblat"
+    augmented = augment_prompt(QUESTION, hits_for(client, reply.passages))
+    assert augmented.endswith(QUESTION) and reply.prompt_tokens == len(augmented.encode())
+
+
 def test_the_stream_lists_the_passages_on_its_last_message(client):
     unary = client.generate(QUESTION, variant="pruned+rag", max_tokens=8, temperature=0)
     messages = list(client.stream(QUESTION, variant="pruned+rag", max_tokens=8, temperature=0))
@@ -108,6 +115,9 @@ def test_the_stream_lists_the_passages_on_its_last_message(client):
         ("pruned", {"retrieval_k": 2}, "retrieval_k:"),
         ("pruned+rag", {"retrieval_k": -1}, "retrieval_k:"),
         ("pruned+rag", {"retrieval_k": 101}, "retrieval_k:"),
+        ("pruned", {"retrieval_query": "bridge"}, "retrieval_query:"),
+        ("pruned+rag", {"retrieval_query": "  "}, "retrieval_query:"),
+        ("pruned+rag", {"retrieval_query": "q" * 4001}, "retrieval_query:"),
     ],
 )
 def test_bad_retrieval_requests_name_the_field(client, variant, params, field):

@@ -25,7 +25,7 @@ def test_no_configuration_serves_the_demo_index_and_a_rag_alias_per_pruned_varia
         VariantSpec(name="forget-a+rag", alias_of="forget-a", retrieval=DEMO_POLICY),
         VariantSpec(name="pruned+rag", alias_of="pruned", retrieval=DEMO_POLICY),
     ]
-    assert RetrievalPolicy(index="demo") == DEMO_POLICY
+    assert RetrievalPolicy(index="demo", k=5) == DEMO_POLICY
     assert initial_indexes(settings) == [
         IndexSpec(name="demo", path=lethe_home / "indexes" / "demo", demo=True)
     ]

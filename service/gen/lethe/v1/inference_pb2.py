@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from service.gen.lethe.v1 import common_pb2 as lethe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lethe/v1/inference.proto\x12\x08lethe.v1\x1a\x15lethe/v1/common.proto\"\xa5\x01\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\x05\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xad\x01\n\x0fGenerateRequest\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12*\n\x08sampling\x18\x03 \x01(\x0b\x32\x18.lethe.v1.SamplingParams\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x16\n\tretrieval\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0bretrieval_k\x18\x06 \x01(\x05\x42\x0c\n\n_retrieval\"L\n\x10RetrievedPassage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05index\x18\x04 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\xaa\x01\n\x10GenerateResponse\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x1e\n\x05usage\x18\x04 \x01(\x0b\x32\x0f.lethe.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12,\n\x08passages\x18\x06 \x03(\x0b\x32\x1a.lethe.v1.RetrievedPassage\"\xb0\x01\n\x16GenerateStreamResponse\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x1e\n\x05usage\x18\x04 \x01(\x0b\x32\x0f.lethe.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12,\n\x08passages\x18\x06 \x03(\x0b\x32\x1a.lethe.v1.RetrievedPassage\"\x15\n\x13ListVariantsRequest\"T\n\x14ListVariantsResponse\x12#\n\x08variants\x18\x01 \x03(\x0b\x32\x11.lethe.v1.Variant\x12\x17\n\x0f\x64\x65\x66\x61ult_variant\x18\x02 \x01(\t2\xee\x01\n\tInference\x12\x41\n\x08Generate\x12\x19.lethe.v1.GenerateRequest\x1a\x1a.lethe.v1.GenerateResponse\x12O\n\x0eGenerateStream\x12\x19.lethe.v1.GenerateRequest\x1a .lethe.v1.GenerateStreamResponse0\x01\x12M\n\x0cListVariants\x12\x1d.lethe.v1.ListVariantsRequest\x1a\x1e.lethe.v1.ListVariantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lethe/v1/inference.proto\x12\x08lethe.v1\x1a\x15lethe/v1/common.proto\"\xa5\x01\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\x05\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xc6\x01\n\x0fGenerateRequest\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12*\n\x08sampling\x18\x03 \x01(\x0b\x32\x18.lethe.v1.SamplingParams\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x16\n\tretrieval\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0bretrieval_k\x18\x06 \x01(\x05\x12\x17\n\x0fretrieval_query\x18\x07 \x01(\tB\x0c\n\n_retrieval\"L\n\x10RetrievedPassage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05index\x18\x04 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\xaa\x01\n\x10GenerateResponse\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x1e\n\x05usage\x18\x04 \x01(\x0b\x32\x0f.lethe.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12,\n\x08passages\x18\x06 \x03(\x0b\x32\x1a.lethe.v1.RetrievedPassage\"\xb0\x01\n\x16GenerateStreamResponse\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x1e\n\x05usage\x18\x04 \x01(\x0b\x32\x0f.lethe.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12,\n\x08passages\x18\x06 \x03(\x0b\x32\x1a.lethe.v1.RetrievedPassage\"\x15\n\x13ListVariantsRequest\"T\n\x14ListVariantsResponse\x12#\n\x08variants\x18\x01 \x03(\x0b\x32\x11.lethe.v1.Variant\x12\x17\n\x0f\x64\x65\x66\x61ult_variant\x18\x02 \x01(\t2\xee\x01\n\tInference\x12\x41\n\x08Generate\x12\x19.lethe.v1.GenerateRequest\x1a\x1a.lethe.v1.GenerateResponse\x12O\n\x0eGenerateStream\x12\x19.lethe.v1.GenerateRequest\x1a .lethe.v1.GenerateStreamResponse0\x01\x12M\n\x0cListVariants\x12\x1d.lethe.v1.ListVariantsRequest\x1a\x1e.lethe.v1.ListVariantsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLINGPARAMS']._serialized_start=62
   _globals['_SAMPLINGPARAMS']._serialized_end=227
   _globals['_GENERATEREQUEST']._serialized_start=230
-  _globals['_GENERATEREQUEST']._serialized_end=403
-  _globals['_RETRIEVEDPASSAGE']._serialized_start=405
-  _globals['_RETRIEVEDPASSAGE']._serialized_end=481
-  _globals['_USAGE']._serialized_start=483
-  _globals['_USAGE']._serialized_end=540
-  _globals['_GENERATERESPONSE']._serialized_start=543
-  _globals['_GENERATERESPONSE']._serialized_end=713
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=716
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=892
-  _globals['_LISTVARIANTSREQUEST']._serialized_start=894
-  _globals['_LISTVARIANTSREQUEST']._serialized_end=915
-  _globals['_LISTVARIANTSRESPONSE']._serialized_start=917
-  _globals['_LISTVARIANTSRESPONSE']._serialized_end=1001
-  _globals['_INFERENCE']._serialized_start=1004
-  _globals['_INFERENCE']._serialized_end=1242
+  _globals['_GENERATEREQUEST']._serialized_end=428
+  _globals['_RETRIEVEDPASSAGE']._serialized_start=430
+  _globals['_RETRIEVEDPASSAGE']._serialized_end=506
+  _globals['_USAGE']._serialized_start=508
+  _globals['_USAGE']._serialized_end=565
+  _globals['_GENERATERESPONSE']._serialized_start=568
+  _globals['_GENERATERESPONSE']._serialized_end=738
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=741
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=917
+  _globals['_LISTVARIANTSREQUEST']._serialized_start=919
+  _globals['_LISTVARIANTSREQUEST']._serialized_end=940
+  _globals['_LISTVARIANTSRESPONSE']._serialized_start=942
+  _globals['_LISTVARIANTSRESPONSE']._serialized_end=1026
+  _globals['_INFERENCE']._serialized_start=1029
+  _globals['_INFERENCE']._serialized_end=1267
 # @@protoc_insertion_point(module_scope)

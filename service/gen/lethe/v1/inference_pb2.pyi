@@ -24,20 +24,22 @@ class SamplingParams(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("variant", "prompt", "sampling", "request_id", "retrieval", "retrieval_k")
+    __slots__ = ("variant", "prompt", "sampling", "request_id", "retrieval", "retrieval_k", "retrieval_query")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_K_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_QUERY_FIELD_NUMBER: _ClassVar[int]
     variant: str
     prompt: str
     sampling: SamplingParams
     request_id: str
     retrieval: bool
     retrieval_k: int
-    def __init__(self, variant: _Optional[str] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., request_id: _Optional[str] = ..., retrieval: _Optional[bool] = ..., retrieval_k: _Optional[int] = ...) -> None: ...
+    retrieval_query: str
+    def __init__(self, variant: _Optional[str] = ..., prompt: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., request_id: _Optional[str] = ..., retrieval: _Optional[bool] = ..., retrieval_k: _Optional[int] = ..., retrieval_query: _Optional[str] = ...) -> None: ...
 
 class RetrievedPassage(_message.Message):
     __slots__ = ("id", "doc_id", "score", "index")
