@@ -74,7 +74,8 @@ class SweepRow(BaseModel):
     keep_mass: float | None = None
     kept_pairs_fraction: float = 1.0
     recitation: dict[str, dict[str, float]]
-    """strict/loose/similarity shares per item group; `headline` is every non-rule item."""
+    """strict/loose/similarity shares per item group; `headline` is every non-rule item, `exact` the
+    non-rule items the parent recited exactly when the set was mined."""
     perplexity: float
     ndcg: float
     top1_agreement: float
@@ -103,34 +104,50 @@ class SweepSettings(BaseModel):
     """Fields of the memorized set's rows that split recitation into groups (missing fields are skipped)."""
     rule_kind: str = "rule"
     """Rows whose `kind` is this are rule-following, reported apart from the headline recitation."""
+    exact_field: str = "strict"
+    """Rows where this field is true were recited exactly by the parent (`lethe eval mine` sets it):
+    the `exact` group, whose unedited rate is 100 % by construction."""
     batch_size: int = 16
     seq_len: int = 128
     max_text_tokens: int | None = None
 
 
+def _rows(set_path: Path) -> dict[str, dict[str, Any]]:
+    """Item id (the row's `id`, else its line number) -> the row."""
+    rows: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(set_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            row = json.loads(line)
+            rows[str(row.get("id", number))] = row
+    return rows
+
+
 def item_groups(set_path: Path, fields: list[str]) -> dict[str, dict[str, str]]:
-    """Item id (the row's `id`, else its line number) -> the row's values of `fields`."""
-    groups: dict[str, dict[str, str]] = {}
-    number = 0
-    for line in set_path.read_text(encoding="utf-8").splitlines():
-        number += 1
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        groups[str(row.get("id", number))] = {f: str(row[f]) for f in fields if f in row}
-    return groups
+    """Item id -> the row's values of `fields`."""
+    return {key: {f: str(row[f]) for f in fields if f in row} for key, row in _rows(set_path).items()}
+
+
+def exact_items(set_path: Path, field: str) -> set[str]:
+    """Ids of the rows whose `field` is true."""
+    return {key for key, row in _rows(set_path).items() if row.get(field) is True}
 
 
 def recitation_shares(
-    items: list[dict[str, Any]], groups: dict[str, dict[str, str]], rule_kind: str
+    items: list[dict[str, Any]],
+    groups: dict[str, dict[str, str]],
+    rule_kind: str,
+    exact: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, float]]:
-    """Shares per group of fields, `headline` over non-rule items, `all` over every item."""
+    """Shares per group of fields, `headline` over non-rule items, `exact` over the non-rule items in
+    `exact`, `all` over every item."""
     buckets: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
         fields = groups.get(item["id"], {})
         buckets["all"].append(item)
         if fields.get("kind") != rule_kind:
             buckets["headline"].append(item)
+            if item["id"] in exact:
+                buckets["exact"].append(item)
         if fields:
             buckets["/".join(fields.values())].append(item)
     return {
@@ -151,6 +168,7 @@ def measure(
     text_path: Path,
     settings: SweepSettings,
     groups: dict[str, dict[str, str]],
+    exact: set[str],
     text_blocks: list[list[int]],
 ) -> dict[str, Any]:
     memorization = evaluate_memorization(
@@ -163,7 +181,7 @@ def measure(
         loaded, parent, text_path, AgreementSettings(seq_len=settings.seq_len), blocks=text_blocks
     )
     return {
-        "recitation": recitation_shares(memorization.items, groups, settings.rule_kind),
+        "recitation": recitation_shares(memorization.items, groups, settings.rule_kind, exact),
         "perplexity": perplexity.metrics["perplexity"],
         "ndcg": agreement.metrics["ndcg@10"],
         "top1_agreement": agreement.metrics["top1_agreement"],
@@ -193,6 +211,7 @@ def run_sweep(
     parent = load_model(str(spec.path))
     working = load_model(str(spec.path))
     groups = item_groups(set_path, settings.group_fields)
+    exact = exact_items(set_path, settings.exact_field)
     text_blocks = agreement_blocks(
         parent.tokenizer,
         text_path,
@@ -216,7 +235,7 @@ def run_sweep(
             kept = sum(m["kept_pairs"] for m in matrices)
             kept_fraction = kept / sum(m["total_pairs"] for m in matrices)
         try:
-            measured = measure(working, parent, set_path, text_path, settings, groups, text_blocks)
+            measured = measure(working, parent, set_path, text_path, settings, groups, exact, text_blocks)
         finally:
             for name, original in originals.items():
                 parameters[name].data.copy_(original)

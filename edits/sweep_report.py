@@ -12,21 +12,26 @@ def _percent(value: float) -> str:
 def _groups(report: SweepReport) -> list[str]:
     """Item groups other than the aggregates, in a stable order."""
     names = {name for row in report.rows for name in row.recitation}
-    return sorted(names - {"all", "headline"})
+    return sorted(names - {"all", "headline", "exact"})
 
 
 def sweep_table(report: SweepReport) -> str:
-    """One row per recipe: kept pairs, strict and loose recitation (headline and per group),
+    """One row per recipe: kept pairs, strict and loose recitation (headline, the share of the parent's
+    exact recitations still exact, and per group),
     perplexity and its rise over the unedited model, nDCG@10 against it."""
     base = report.row(BASE)
     groups = _groups(report)
-    header = ["recipe", "kept pairs", "strict", "loose", *[f"strict {g}" for g in groups]]
+    exact = any("exact" in row.recitation for row in report.rows)
+    header = ["recipe", "kept pairs", "strict", "loose", *(["still exact"] if exact else [])]
+    header += [f"strict {g}" for g in groups]
     header += ["perplexity", "rise", "nDCG@10"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report.rows:
         headline = row.recitation.get("headline", row.recitation["all"])
         cells = [row.label, _percent(row.kept_pairs_fraction), _percent(headline["strict"])]
         cells.append(_percent(headline["loose"]))
+        if exact:
+            cells.append(_percent(row.recitation["exact"]["strict"]) if "exact" in row.recitation else "")
         cells += [_percent(row.recitation[g]["strict"]) if g in row.recitation else "" for g in groups]
         rise = row.perplexity / base.perplexity - 1 if base else 0.0
         cells += [f"{row.perplexity:.3f}", f"{100 * rise:+.1f} %", f"{row.ndcg:.3f}"]

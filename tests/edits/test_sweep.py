@@ -13,7 +13,15 @@ from edits.evaluation.generation import greedy_generate
 from edits.evaluation.loading import load_model
 from edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
 from edits.recipe import Recipe
-from edits.sweep import BASE, SweepGrid, SweepSettings, recitation_shares, run_sweep
+from edits.sweep import (
+    BASE,
+    SweepGrid,
+    SweepSettings,
+    exact_items,
+    item_groups,
+    recitation_shares,
+    run_sweep,
+)
 from edits.sweep_report import sweep_plot, sweep_table
 from tests.edits.test_edit_cli import lethe
 
@@ -113,7 +121,20 @@ def test_headline_leaves_out_rule_items() -> None:
              {"id": "b", "strict": False, "loose": True, "similarity": 0.8}]  # fmt: skip
     shares = recitation_shares(items, {"a": {"kind": "rule"}, "b": {"kind": "quote"}}, "rule")
     assert shares["headline"]["strict"] == 0.0 and shares["all"]["strict"] == 0.5
-    assert shares["rule"]["strict"] == 1.0
+    assert shares["rule"]["strict"] == 1.0 and "exact" not in shares
+
+
+def test_exact_group_is_the_parent_s_exact_recitations_without_rules(tmp_path: Path) -> None:
+    rows = [{"id": "a", "kind": "rule", "strict": True}, {"id": "b", "kind": "recitation", "strict": True},
+            {"id": "c", "kind": "recitation", "strict": False}]  # fmt: skip
+    path = tmp_path / "set.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    exact = exact_items(path, "strict")
+    assert exact == {"a", "b"}
+    items = [{"id": key, "strict": key == "c", "loose": True, "similarity": 1.0} for key in "abc"]
+    shares = recitation_shares(items, item_groups(path, ["kind"]), "rule", exact)
+    assert shares["exact"] == {"items": 1.0, "strict": 0.0, "loose": 1.0, "similarity": 1.0}
+    assert shares["headline"]["strict"] == 0.5
 
 
 def test_a_grid_with_missing_factors_is_refused_before_work(
