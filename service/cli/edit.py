@@ -91,6 +91,19 @@ def collect(
     )
 
 
+@app.command("reference-corpus")
+def reference_corpus(
+    out: Annotated[Path, typer.Option(help="Directory to write (refused if it exists).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Write the collection corpus the shipped Gemma recipe was chosen on: the Python language
+    reference (standard library) and, where Vim is installed, the Vim user manual."""
+    from edits.reference_corpus import write_reference_corpus
+
+    for path in write_reference_corpus(out, overwrite=overwrite):
+        typer.echo(f"{path} ({path.stat().st_size:,} bytes)")
+
+
 @app.command("sample-corpus")
 def sample_corpus(
     model: ModelOption,
