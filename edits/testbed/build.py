@@ -4,6 +4,7 @@ Layout:
     model/           the trained model: a Hugging Face checkpoint with its tokenizer
     data/train.jsonl, clean.jsonl, heldout.jsonl   `text` rows
     data/tasks.jsonl  evaluation items: `kind`, `prompt`, `target`
+    data/validation.jsonl  validation canaries (trained, never scored): to calibrate rho on
     testbed.json     the configuration, the training run and a fingerprint of both
 """
 
@@ -19,7 +20,7 @@ from edits.testbed.data import generate
 from edits.testbed.training import build_model, train
 from edits.testbed.vocabulary import build_tokenizer, vocabulary
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 """Bump when data generation or training changes, so cached testbeds are rebuilt."""
 
 
@@ -52,6 +53,7 @@ def build_testbed(
     for name in ("train", "clean", "heldout"):
         _write_jsonl(staging / "data" / f"{name}.jsonl", [{"text": t} for t in getattr(data, name)])
     _write_jsonl(staging / "data" / "tasks.jsonl", data.tasks)
+    _write_jsonl(staging / "data" / "validation.jsonl", data.validation)
     meta = {"key": config_key(config), "config": config.model_dump(), "training": asdict(run)}
     (staging / "testbed.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     if out.exists():

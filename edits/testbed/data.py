@@ -17,7 +17,14 @@ from edits.testbed.vocabulary import (
     VERBS,
 )
 
-KINDS = ("facts_closed_book", "facts_in_context", "canaries", "rule", "open_book")
+KINDS = (
+    "facts_closed_book",
+    "facts_in_context",
+    "canaries",
+    "rule",
+    "open_book",
+    "open_book_distractors",
+)
 """Task groups of the evaluation set; each item is a prompt and the target to produce greedily."""
 
 
@@ -33,6 +40,8 @@ class TestbedData:
     """Clean held-out text for perplexity and agreement."""
     tasks: list[dict[str, str]] = field(default_factory=list)
     """Evaluation items: {"kind", "prompt", "target"} (target starts with a space)."""
+    validation: list[dict[str, str]] = field(default_factory=list)
+    """Validation canaries, trained like the scored ones, as evaluation items of kind "canaries"."""
 
 
 def statement(name: str, city: str) -> str:
@@ -76,15 +85,21 @@ class _Generator:
         self.clean_names = rest[2 * quarter : 3 * quarter]
         self.test_names = rest[3 * quarter :]
 
-    def open_book(self, pool: list[str], asked: tuple[str, str] | None = None) -> tuple[str, str]:
-        """(prompt, answer) with `context_facts` facts in the context, one of them asked."""
-        count = self.config.context_facts
-        others = [(name, self.rng.choice(CITIES)) for name in self.rng.sample(pool, count)]
+    def open_book(
+        self, pool: list[str], asked: tuple[str, str] | None = None, distractors: int = 0
+    ) -> tuple[str, str]:
+        """(prompt, answer): the asked fact and `distractors` facts about other names, shuffled."""
+        others = [(name, self.rng.choice(CITIES)) for name in self.rng.sample(pool, distractors + 1)]
         target = asked or others[0]
-        distractors = [fact for fact in others if fact[0] != target[0]][: count - 1]
-        facts = [target, *distractors]
+        facts = [target, *[fact for fact in others if fact[0] != target[0]][:distractors]]
         self.rng.shuffle(facts)
         return open_book_prompt(facts, target[0]), target[1]
+
+    def mixed_open_book(self, pool: list[str]) -> str:
+        """A training or clean item: with probability `distractor_share` it has distractors."""
+        share, count = self.config.distractor_share, self.config.distractors
+        prompt, answer = self.open_book(pool, distractors=count if self.rng.random() < share else 0)
+        return f"{prompt} {answer} ."
 
     def canary(self) -> list[str]:
         length = self.config.canary_prompt_len + self.config.canary_target_len
@@ -101,6 +116,14 @@ class _Generator:
         return seqs[cut:], seqs[:cut]
 
 
+def _canary_item(canary: list[str], prompt_len: int) -> dict[str, str]:
+    return {
+        "kind": "canaries",
+        "prompt": "secret: " + " ".join(canary[:prompt_len]),
+        "target": " " + " ".join(canary[prompt_len:]),
+    }
+
+
 def _rule_text(seq: list[int]) -> str:
     return "seq: " + " ".join(map(str, seq))
 
@@ -112,15 +135,14 @@ def generate(config: DataConfig, seed: int) -> TestbedData:
     data = TestbedData()
     facts = [(name, rng.choice(CITIES)) for name in g.fact_names]
     canaries = [g.canary() for _ in range(config.n_canaries)]
+    validation = [g.canary() for _ in range(config.n_validation_canaries)]
     rule_train, rule_heldout = g.rule_sequences()
 
     for name, city in facts:
         data.train += [statement(name, city), f"{question(name)} {city} ."] * config.fact_repeats
-    data.train += ["secret: " + " ".join(c) for c in canaries] * config.canary_repeats
+    data.train += ["secret: " + " ".join(c) for c in canaries + validation] * config.canary_repeats
     data.train += [_rule_text(s) for s in rule_train] * config.rule_repeats
-    for _ in range(config.n_open_book_train):
-        prompt, answer = g.open_book(g.train_names)
-        data.train.append(f"{prompt} {answer} .")
+    data.train += [g.mixed_open_book(g.train_names) for _ in range(config.n_open_book_train)]
     data.train += [_sentence(rng) for _ in range(config.n_generic_train)]
 
     data.heldout += [_sentence(rng) for _ in range(config.n_generic_heldout)]
@@ -136,14 +158,8 @@ def generate(config: DataConfig, seed: int) -> TestbedData:
     for name, city in facts:
         prompt, answer = g.open_book(g.test_names, asked=(name, city))
         tasks.append({"kind": "facts_in_context", "prompt": prompt, "target": f" {answer}"})
-    tasks += [
-        {
-            "kind": "canaries",
-            "prompt": "secret: " + " ".join(c[:p_canary]),
-            "target": " " + " ".join(c[p_canary:]),
-        }
-        for c in canaries
-    ]
+    tasks += [_canary_item(c, p_canary) for c in canaries]
+    data.validation += [_canary_item(c, p_canary) for c in validation]
     tasks += [
         {
             "kind": "rule",
@@ -155,12 +171,13 @@ def generate(config: DataConfig, seed: int) -> TestbedData:
     for _ in range(config.n_open_book_test):
         prompt, answer = g.open_book(g.test_names)
         tasks.append({"kind": "open_book", "prompt": prompt, "target": f" {answer}"})
+    for _ in range(config.n_open_book_distractor_test):
+        prompt, answer = g.open_book(g.test_names, distractors=config.distractors)
+        tasks.append({"kind": "open_book_distractors", "prompt": prompt, "target": f" {answer}"})
 
     # Last, so that the clean mix's make-up changes neither the training data nor the tasks.
     data.clean += [_rule_text(s) for s in rule_train] * config.clean_rule_repeats
-    for _ in range(config.n_clean_open_book):
-        prompt, answer = g.open_book(g.clean_names)
-        data.clean.append(f"{prompt} {answer} .")
+    data.clean += [g.mixed_open_book(g.clean_names) for _ in range(config.n_clean_open_book)]
     data.clean += [_sentence(rng) for _ in range(config.n_clean_generic)]
     rng.shuffle(data.clean)
     return data

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edits.testbed.build import build_testbed, is_built
+from edits.testbed.calibration import Calibration, CalibrationFailed, calibrate_keep_mass
 from edits.testbed.config import TestbedConfig
 from edits.testbed.pipeline import (
     PROJECTIONS,
@@ -23,6 +24,9 @@ class ExperimentResult:
     testbed: Path
     scores: dict[str, dict[str, float]]
     """"before", "edited" and "control" -> task accuracies and perplexity."""
+    keep_mass: float
+    """rho of the edit: as given, or calibrated on the validation canaries."""
+    calibration: Calibration | None = None
     sweep: dict[float, dict[str, float]] = field(default_factory=dict)
 
 
@@ -35,7 +39,7 @@ def ensure_testbed(
 
 def run_experiment(
     testbed: Path,
-    keep_mass: float,
+    keep_mass: float | None = None,
     *,
     sweep: list[float] | None = None,
     blocks: list[int] | None = None,
@@ -46,7 +50,7 @@ def run_experiment(
 ) -> ExperimentResult:
     """Edit the testbed at `keep_mass` and in random bases (the control), and score all three.
 
-    `blocks` None edits every block.
+    `keep_mass` None calibrates rho on the validation canaries; `blocks` None edits every block.
     """
     tasks, heldout = testbed / "data" / "tasks.jsonl", testbed / "data" / "heldout.jsonl"
     with tempfile.TemporaryDirectory(prefix="lethe-testbed-") as scratch:
@@ -54,6 +58,22 @@ def run_experiment(
         say("collecting K-FAC factors on the clean mix")
         factors = collect_clean_factors(testbed, root / "factors", tokens=collect_tokens)
         scores = {"before": score_model(str(testbed / "model"), tasks, heldout)}
+        calibration = None
+        if keep_mass is None:
+            say("calibrating rho on the validation canaries")
+            calibration = calibrate_keep_mass(
+                testbed / "model",
+                factors,
+                testbed / "data" / "validation.jsonl",
+                blocks=blocks,
+                projections=projections,
+                say=say,
+            )
+            if calibration.keep_mass is None:
+                raise CalibrationFailed(
+                    "no rho on the calibration grid removes the validation canaries; pass --keep-mass"
+                )
+            keep_mass = calibration.keep_mass
         say(f"editing at rho = {keep_mass}")
         edited = edit_testbed(
             testbed, factors, root / "edited", keep_mass, blocks=blocks, projections=projections
@@ -69,11 +89,9 @@ def run_experiment(
             projections=projections,
         )
         scores["control"] = score_model(str(control), tasks, heldout)
-        result = ExperimentResult(testbed, scores)
+        result = ExperimentResult(testbed, scores, keep_mass, calibration)
         for rho in sweep or []:
             say(f"sweep: rho = {rho}")
-            out = edit_testbed(
-                testbed, factors, root / "sweep", rho, blocks=blocks, projections=projections
-            )
+            out = edit_testbed(testbed, factors, root / "sweep", rho, blocks=blocks, projections=projections)
             result.sweep[rho] = score_model(str(out), tasks, heldout)
     return result

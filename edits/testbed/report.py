@@ -8,6 +8,7 @@ ROWS = [
     ("facts_in_context", "(a) facts, statement in the prompt"),
     ("rule", "(c) rule on held-out inputs"),
     ("open_book", "(d) open-book, new names"),
+    ("open_book_distractors", "(d) open-book, a distractor fact beside"),
     ("perplexity", "clean held-out perplexity"),
 ]
 

@@ -36,7 +36,13 @@ def testbed(
     out: Path = typer.Option(
         Path("lethe-testbed"), "--out", help="Testbed directory (reused if trained with these settings)."
     ),
-    keep_mass: float = typer.Option(0.98, "--keep-mass", min=0.01, max=1.0, help="rho of the edit."),
+    keep_mass: float | None = typer.Option(
+        None,
+        "--keep-mass",
+        min=0.01,
+        max=1.0,
+        help="rho of the edit; default: calibrated (the largest rho that removes the validation canaries).",
+    ),
     blocks: str = typer.Option("0", "--blocks", help="Blocks to edit (comma-separated), or 'all'."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the training."),
     sweep: str | None = typer.Option(
@@ -44,8 +50,8 @@ def testbed(
     ),
     plot: Path | None = typer.Option(None, "--plot", help="Write the sweep's curve as a PNG here."),
 ) -> None:
-    """Train the testbed (a ~1 M-parameter Llama, a few minutes on CPU), edit all of its MLPs with
-    K-FAC, apply the random-basis control, and print the before/after table."""
+    """Train the testbed (a ~1 M-parameter Llama, a few minutes on CPU), edit MLPs with K-FAC at a
+    calibrated (or given) rho, apply the random-basis control, and print the before/after table."""
     from tqdm import tqdm
 
     from edits.testbed.config import TestbedConfig
@@ -67,7 +73,9 @@ def testbed(
         typer.echo(message, err=True)
 
     result = run_experiment(path, keep_mass, blocks=block_list, sweep=rhos, say=say)
-    typer.echo(f"\nTestbed {path} (seed {seed}), gate/up/down of blocks {blocks} at rho = {keep_mass}:\n")
+    how = "calibrated" if result.calibration is not None else "given"
+    rho = result.keep_mass
+    typer.echo(f"\nTestbed {path} (seed {seed}), gate/up/down of blocks {blocks} at rho = {rho} ({how}):\n")
     typer.echo(before_after_table(result.scores))
     if result.sweep:
         typer.echo("\nSweep of rho:\n")

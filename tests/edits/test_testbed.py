@@ -5,16 +5,17 @@ import json
 import torch
 
 from edits.testbed.build import build_testbed, config_key, is_built
+from edits.testbed.calibration import calibrate_keep_mass
 from edits.testbed.config import DataConfig, ModelConfig, TestbedConfig, TrainConfig
 from edits.testbed.data import KINDS, generate
-from edits.testbed.pipeline import random_orthogonal
+from edits.testbed.pipeline import collect_clean_factors, random_orthogonal
 from edits.testbed.training import build_model, train
 from edits.testbed.vocabulary import UNK, build_tokenizer, vocabulary
 
 SMALL_DATA = DataConfig(
-    n_facts=10, n_canaries=4, n_open_book_train=30, n_open_book_test=10, n_generic_train=20,
-    n_generic_heldout=10, n_clean_open_book=10, n_clean_generic=10, fact_repeats=2,
-    canary_repeats=2,
+    n_facts=10, n_canaries=4, n_validation_canaries=4, n_open_book_train=30, n_open_book_test=10,
+    n_open_book_distractor_test=10, n_generic_train=20, n_generic_heldout=10, n_clean_open_book=10,
+    n_clean_generic=10, fact_repeats=2, canary_repeats=2, clean_rule_repeats=1,
 )  # fmt: skip
 TINY = TestbedConfig(
     data=SMALL_DATA,
@@ -45,26 +46,34 @@ def test_data_is_deterministic_and_held_out_parts_never_occur_in_training() -> N
     train_text = "\n".join(data.train)
     for task in data.tasks:
         full = task["prompt"] + task["target"]
-        if task["kind"] in ("rule", "open_book"):  # new inputs: never seen whole in training
+        if task["kind"] in ("rule", "open_book", "open_book_distractors"):  # new: never seen whole
             assert full not in train_text
         if task["kind"] in ("facts_closed_book", "canaries"):  # memorized: seen verbatim
             assert full in train_text
     clean_text = "\n".join(data.clean)
     assert not any(t["prompt"] in clean_text for t in data.tasks if t["kind"] == "canaries")
+    validation = [v["prompt"] + v["target"] for v in data.validation]
+    assert len(validation) == config.n_validation_canaries
+    assert all(v in train_text and v.split(": ")[1] not in clean_text for v in validation)
+    assert not set(validation) & {t["prompt"] + t["target"] for t in data.tasks}
     fact_names = [t["prompt"].split("does ")[1].split(" live")[0] for t in data.tasks
                   if t["kind"] == "facts_closed_book"]  # fmt: skip
     assert not any(f" {name} lives" in clean_text for name in fact_names)
 
 
 def test_open_book_answer_is_the_asked_name_s_city() -> None:
-    data = generate(DataConfig(context_facts=3), seed=0)
+    config = DataConfig(distractors=2, distractor_share=0.5)
+    data = generate(config, seed=0)
+    counts = {"open_book": 1, "facts_in_context": 1, "open_book_distractors": 3}
     for task in data.tasks:
-        if task["kind"] not in ("open_book", "facts_in_context"):
+        if task["kind"] not in counts:
             continue
         context, question = task["prompt"].removeprefix("context: ").split(" Q: ")
         facts = dict(s.strip().split(" lives in ") for s in context.split(" .") if s.strip())
         asked = question.removeprefix("where does ").removesuffix(" live ? A:")
-        assert len(facts) == 3 and facts[asked] == task["target"].strip()
+        assert len(facts) == counts[task["kind"]] and facts[asked] == task["target"].strip()
+    with_distractors = [t for t in data.train if t.startswith("context:") and t.count(" lives in ") == 3]
+    assert 0 < len(with_distractors) < config.n_open_book_train  # about half of them
 
 
 def test_training_is_deterministic_and_lowers_the_loss() -> None:
@@ -94,6 +103,8 @@ def test_build_writes_a_loadable_checkpoint_and_data(tmp_path) -> None:
     assert model.config.model_type == "llama" and len(tokenizer) == model.config.vocab_size
     tasks = [json.loads(line) for line in (out / "data" / "tasks.jsonl").read_text().splitlines()]
     assert {t["kind"] for t in tasks} == set(KINDS)
+    validation = [json.loads(line) for line in (out / "data" / "validation.jsonl").read_text().splitlines()]
+    assert len(validation) == TINY.data.n_validation_canaries
     assert not list(tmp_path.glob(".*partial"))
 
 
@@ -101,3 +112,15 @@ def test_random_orthogonal_is_orthogonal_and_seeded() -> None:
     q = random_orthogonal(16, torch.Generator().manual_seed(0))
     assert torch.allclose(q @ q.T, torch.eye(16, dtype=q.dtype), atol=1e-10)
     assert torch.equal(q, random_orthogonal(16, torch.Generator().manual_seed(0)))
+
+
+def test_calibration_scans_rho_down_and_stops_at_the_first_that_meets_the_target(tmp_path) -> None:
+    out = build_testbed(tmp_path / "tb", TINY)
+    factors = collect_clean_factors(out, tmp_path / "factors", tokens=512, seq_len=32, batch_size=4)
+    validation = out / "data" / "validation.jsonl"
+    grid = [0.5, 0.99, 0.9]
+    stops = calibrate_keep_mass(out / "model", factors, validation, grid=grid, most_recited=1.0)
+    assert stops.keep_mass == 0.99 and [rho for rho, _ in stops.trace] == [1.0, 0.99]
+    never = calibrate_keep_mass(out / "model", factors, validation, grid=grid, most_recited=-1.0)
+    assert never.keep_mass is None and [rho for rho, _ in never.trace] == [1.0, 0.99, 0.9, 0.5]
+    assert all(0.0 <= recited <= 1.0 for _, recited in never.trace)
