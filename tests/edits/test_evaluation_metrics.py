@@ -180,3 +180,24 @@ def test_agreement_is_one_with_itself_and_lower_when_perturbed(tiny_llama) -> No
             parameter.add_(0.5 * torch.randn(parameter.shape, generator=generator))
     ndcg, _, count = agreement_sums(perturbed, tiny_llama, blocks, PAD, settings)
     assert 0.0 < ndcg / count < 0.95
+
+
+class _WordTokenizer:
+    """Words -> ids 10, 11, ...; with `bos`, every encoding starts with id 1, as Gemma's does."""
+
+    def __init__(self, bos: bool) -> None:
+        self.bos = bos
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        lead = [1] if self.bos and add_special_tokens else []
+        return {"input_ids": lead + [10 + len(word) for word in text.split()]}
+
+
+def test_every_block_starts_like_a_document_and_the_text_is_cut_once() -> None:
+    from edits.evaluation.token_stream import token_blocks
+
+    texts = ["a bb ccc dddd eeeee ffffff g", "hh iii"]  # ids 11 12 13 14 15 16 11, then 12 13
+    with_bos = token_blocks(_WordTokenizer(bos=True), texts, seq_len=4)
+    assert with_bos == [[1, 11, 12, 13], [1, 14, 15, 16], [1, 11, 1, 12], [1, 13]]
+    without = token_blocks(_WordTokenizer(bos=False), texts, seq_len=4)
+    assert without == [[11, 12, 13, 14], [15, 16, 11, 12]]  # a last block of one token predicts nothing
