@@ -34,7 +34,15 @@ BLOCKS = "0"
 PROJECTIONS = "gate,up,down"
 COLLECT_TOKENS = 20_000
 
-EXPECTED_FAILURES: dict[tuple[int, str], str] = {}
+SEED_4_MISS = (
+    "seed 4, calibrated rho 0.98 (2026-11-30): the edit removes every canary (100 -> 0 %) but block 0's MLP "
+    "also carries this model's copying: open-book 100 -> 82 %, facts with the statement in the prompt "
+    "100 -> 78.3 %; rule 100 -> 100 %, perplexity +3.5 %"
+)
+EXPECTED_FAILURES: dict[tuple[int, str], str] = {
+    (4, "open_book"): SEED_4_MISS,
+    (4, "facts_in_context"): SEED_4_MISS,
+}
 """(seed, check) -> the measured numbers, for a gate a seed misses with the one recipe."""
 
 
