@@ -56,8 +56,10 @@ def sweep_plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     base = report.row(BASE)
+    removed_all = sorted({round(1 - r.keep_mass, 6) for r in report.rows if r.keep_mass not in (None, 1.0)})
     figure, (recitation, perplexity) = plt.subplots(1, 2, figsize=(11, 4))
     for name, rows in _series(report).items():
         removed = [1 - (r.keep_mass or 1.0) for r in rows]
@@ -75,6 +77,9 @@ def sweep_plot(
     perplexity.axhline(100 * rise_goal, color="red", linestyle="--", label=f"goal ≤ +{100 * rise_goal:g} %")
     for axis, label in ((recitation, "strict recitation (%)"), (perplexity, "perplexity rise (%)")):
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on short ranges
+        if removed_all:
+            axis.set_xticks(removed_all, [f"{value:g}" for value in removed_all], fontsize=7)
         axis.set_xlabel("removed curvature mass 1 - rho")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
