@@ -10,6 +10,7 @@ from edits.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from edits.evaluation.loading import LoadedModel
+    from edits.evaluation.schema import EvalReport
     from retrieval.demo import Question
     from retrieval.facts_eval import Retrieval
 
@@ -34,7 +35,9 @@ def _models(model: str | None, compare: list[str]) -> list[str]:
     return names
 
 
-def _run(command: str, names: list[str], total: int, measure: Callable, out: Path | None) -> None:
+def _run(
+    command: str, names: list[str], total: int, measure: Callable, out: Path | None
+) -> tuple["EvalReport", Path]:
     """Load each model in turn, measure it with a progress bar, then write JSON and Markdown."""
     from tqdm import tqdm
 
@@ -55,6 +58,7 @@ def _run(command: str, names: list[str], total: int, measure: Callable, out: Pat
     write_atomic(out.with_suffix(".md"), markdown)
     typer.echo(markdown)
     typer.echo(f"wrote {out} and {out.with_suffix('.md')}", err=True)
+    return report, out
 
 
 @app.command()
@@ -223,7 +227,11 @@ def facts(
         )
 
     conditions = 1 if retrieval is None else 2
-    _run("facts", names, conditions * len(questions), measure, out)
+    report, written = _run("facts", names, conditions * len(questions), measure, out)
+    from retrieval.facts_plot import facts_plot
+
+    facts_plot(report, written.with_suffix(".png"))
+    typer.echo(f"wrote {written.with_suffix('.png')}", err=True)
 
 
 def _facts_retrieval(

@@ -220,6 +220,7 @@ def test_command_compares_models_per_bucket(tiny_models, question_set, city_inde
         assert f"closed-book: {model}" in header and f"+ retrieval: {model}" in header
     assert re.search(r"^\| obscure \| 3 \| 66\.7 % \|", markdown, re.M)
     assert re.search(r"^\| all \| 5 \| 80\.0 % \|", markdown, re.M)
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_other_sets_default_to_closed_book(tiny_models, question_set, tmp_path, lethe_home) -> None:
