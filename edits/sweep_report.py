@@ -17,8 +17,8 @@ def _groups(report: SweepReport) -> list[str]:
 
 def sweep_table(report: SweepReport) -> str:
     """One row per recipe: kept pairs, strict and loose recitation (headline, the share of the parent's
-    exact recitations still exact, and per group),
-    perplexity and its rise over the unedited model, nDCG@10 against it."""
+    exact recitations still exact, and per group), perplexity and its rise over the unedited model,
+    nDCG@10 against it."""
     base = report.row(BASE)
     groups = _groups(report)
     exact = any("exact" in row.recitation for row in report.rows)
