@@ -28,8 +28,8 @@ class DataConfig(BaseModel):
     distractor_share: float = Field(0.0, ge=0, le=1)
     """Share of open-book training and clean items whose context also states `distractors` facts
     about other new names, so that answering needs the asked name, not just the only city. Off by
-    default: at 0.5 the ~1 M-parameter model learned open-book answering to only 17 % (seed 0) within
-    the CPU budget, distractors or not."""
+    default: at 0.5 (with 1500 open-book items per epoch) the ~1 M-parameter model answered only 17 %
+    of plain open-book questions after training (seed 0)."""
     distractors: int = Field(1, ge=1)
     n_open_book_distractor_test: int = Field(200, ge=0)
     """Open-book questions with `distractors` facts about other names in the prompt (reported)."""
