@@ -2,8 +2,8 @@
 
 How much curvature mass the memorized strings hold differs between models, even between seeds of
 the testbed (the validation canaries went at rho 0.996 in one seed and at 0.97 in another), so no
-fixed rho fits all. The rule: scan rho down from just below 1 and take the largest value at which no validation
-canary (trained like the scored ones, kept apart) is recited any more.
+fixed rho fits all. The rule: scan rho down from just below 1 and take the largest value at which
+no validation canary (trained like the scored ones, kept apart) is recited any more.
 """
 
 from collections.abc import Callable, Sequence
