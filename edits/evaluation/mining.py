@@ -21,6 +21,7 @@ from edits.evaluation.generation import Progress, greedy_generate
 from edits.evaluation.levenshtein import similarity
 from edits.evaluation.schema import write_atomic
 from edits.evaluation.sources import SourceText, boundaries
+from edits.evaluation.token_stream import special_prefix
 
 Format = Literal["window", "quote"]
 
@@ -98,11 +99,6 @@ def token_ends(offsets: Sequence[tuple[int, int]], char_ends: Sequence[int]) -> 
     """
     by_char = {stop: index + 1 for index, (_, stop) in enumerate(offsets)}
     return [by_char[char] for char in char_ends if char in by_char]
-
-
-def special_prefix(tokenizer: Any) -> list[int]:
-    """The tokens the tokenizer puts before any text (Gemma's BOS), so prompts start as in training."""
-    return list(tokenizer("", add_special_tokens=True)["input_ids"])
 
 
 def cut(source: SourceText, tokenizer: Any, settings: MiningSettings) -> list[Candidate]:

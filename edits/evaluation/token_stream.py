@@ -8,6 +8,11 @@ import torch
 from edits.errors import InvalidArgument
 
 
+def special_prefix(tokenizer: Any) -> list[int]:
+    """The tokens the tokenizer puts before any text (Gemma's BOS), so inputs start as in training."""
+    return list(tokenizer("", add_special_tokens=True)["input_ids"])
+
+
 def token_blocks(
     tokenizer: Any, texts: Sequence[str], seq_len: int, max_tokens: int | None = None
 ) -> list[list[int]]:
@@ -19,7 +24,7 @@ def token_blocks(
     with BOS, is lost without it (perplexity ~350 instead of ~30 on plain prose). The leading tokens
     are context, never predicted. The last block may be shorter; a block of one token is dropped.
     """
-    lead = list(tokenizer("", add_special_tokens=True)["input_ids"])
+    lead = special_prefix(tokenizer)
     if seq_len < len(lead) + 2:
         raise InvalidArgument(f"--seq-len must be at least {len(lead) + 2}")
     stream: list[int] = []
