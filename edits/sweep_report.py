@@ -39,6 +39,11 @@ def sweep_table(report: SweepReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _removed(row: SweepRow) -> float:
+    """The curvature mass the recipe removes, 1 - rho, rounded off float noise (it labels ticks)."""
+    return round(1 - (row.keep_mass or 1.0), 6)
+
+
 def _series(report: SweepReport) -> dict[str, list[SweepRow]]:
     series: dict[str, list[SweepRow]] = {}
     for row in report.rows:
@@ -59,10 +64,10 @@ def sweep_plot(
     from matplotlib.ticker import NullFormatter
 
     base = report.row(BASE)
-    removed_all = sorted({round(1 - r.keep_mass, 6) for r in report.rows if r.keep_mass not in (None, 1.0)})
+    removed_all = sorted({_removed(r) for rows in _series(report).values() for r in rows} - {0.0})
     figure, (recitation, perplexity) = plt.subplots(1, 2, figsize=(11, 4))
     for name, rows in _series(report).items():
-        removed = [1 - (r.keep_mass or 1.0) for r in rows]
+        removed = [_removed(r) for r in rows]
         strict = [100 * r.recitation.get("headline", r.recitation["all"])["strict"] for r in rows]
         rise = [100 * (r.perplexity / base.perplexity - 1) for r in rows] if base else []
         recitation.plot(removed, strict, marker="o", label=f"blocks {name}")

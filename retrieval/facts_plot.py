@@ -5,9 +5,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the report type only; retrieval does not depend on edits at run time
-    from edits.evaluation.schema import EvalReport
+    from edits.evaluation.schema import EvalReport, EvalResult
 
 CONDITIONS = (("closed_book", "closed-book"), ("retrieval", "+ retrieval"))
+
+
+def _percent(result: "EvalResult", bucket: str, metric: str) -> float:
+    """A result's metric for one bucket (`all` is the overall figure), in percent; 0 where absent."""
+    source = result.metrics if bucket == "all" else result.groups.get(bucket, {})
+    return 100 * source.get(metric, 0.0)
 
 
 def facts_plot(report: "EvalReport", path: Path, *, measure: str = "exact_match") -> None:
@@ -29,10 +35,7 @@ def facts_plot(report: "EvalReport", path: Path, *, measure: str = "exact_match"
     width = 0.8 / max(len(bars), 1)
     figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(buckets) + 2), 4))
     for number, (result, key, label) in enumerate(bars):
-        values = [
-            100 * (result.metrics if b == "all" else result.groups.get(b, {})).get(f"{key}.{measure}", 0.0)
-            for b in buckets
-        ]
+        values = [_percent(result, b, f"{key}.{measure}") for b in buckets]
         offsets = [i - 0.4 + width * (number + 0.5) for i in range(len(buckets))]
         hatch = "//" if key == "retrieval" else None
         axis.bar(offsets, values, width, label=f"{Path(result.model.name).name}, {label}", hatch=hatch)
@@ -40,7 +43,7 @@ def facts_plot(report: "EvalReport", path: Path, *, measure: str = "exact_match"
     goal = f"closed_book.{measure}"
     if goal in first.metrics:
         for i, b in enumerate(buckets):
-            value = 100 * (first.metrics if b == "all" else first.groups.get(b, {})).get(goal, 0.0)
+            value = _percent(first, b, goal)
             axis.hlines(value, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1)
     axis.set_xticks(range(len(buckets)), buckets)
     axis.set_ylabel(f"{measure.replace('_', ' ')} (%)")

@@ -8,5 +8,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--proof-seeds",
         default="0",
         help="Comma-separated testbed seeds the memorization proof runs on (CI: 0; the sweep: 0,1,2,3,4). "
-        "Each new seed trains a testbed, about 3 minutes of CPU.",
+        "Each new seed trains a testbed, about 4 minutes of CPU.",
     )
