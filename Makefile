@@ -61,4 +61,4 @@ clean:
 
 # Regenerate service/gen from proto/ (tests/service/test_proto_generated.py checks they agree).
 proto: install
-	$(PY) -m service.protogen
+	$(PY) -m lethe.service.protogen

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from edits.collect import Collector, FactorSums, ProjectionHooks
-from edits.loading import Checkpoint, load_causal_lm
-from edits.models import resolve_model
-from edits.prune import prune_weight
-from edits.spectral import eigendecompose
+from lethe.edits.collect import Collector, FactorSums, ProjectionHooks
+from lethe.edits.loading import Checkpoint, load_causal_lm
+from lethe.edits.models import resolve_model
+from lethe.edits.prune import prune_weight
+from lethe.edits.spectral import eigendecompose
 
 
 def batches(vocab: int, count: int, batch_size: int, seq_len: int, bos: int) -> list[torch.Tensor]:

@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.append(str(ROOT))  # tests.service.tiny builds the tiny model for the generate part
 
-from retrieval.documents import Document  # noqa: E402
-from retrieval.embedding import load_embedder  # noqa: E402
-from retrieval.index import KnowledgeIndex  # noqa: E402
-from retrieval.vectors import IndexConfig, VectorIndex  # noqa: E402
+from lethe.retrieval.documents import Document  # noqa: E402
+from lethe.retrieval.embedding import load_embedder  # noqa: E402
+from lethe.retrieval.index import KnowledgeIndex  # noqa: E402
+from lethe.retrieval.vectors import IndexConfig, VectorIndex  # noqa: E402
 
 TOPICS = ["river", "castle", "volcano", "composer", "satellite", "enzyme", "harbour", "novel", "glacier"]
 
@@ -183,7 +183,7 @@ def _serve_in_thread(settings, variants, indexes):
     import asyncio
     import threading
 
-    from service.server import LetheServer
+    from lethe.service.server import LetheServer
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
@@ -201,11 +201,11 @@ def bench_generate(requests: int, max_tokens: int, model: str | None) -> dict[st
     """Generate with retrieval off and on for the same prompts through a real server."""
     import torch
 
-    from retrieval.demo import facts_path, load_questions
-    from retrieval.documents import load_documents
-    from service.client import LetheClient
-    from service.config import IndexSpec, ServeSettings, VariantSpec
-    from service.startup import DEMO_POLICY
+    from lethe.retrieval.demo import facts_path, load_questions
+    from lethe.retrieval.documents import load_documents
+    from lethe.service.client import LetheClient
+    from lethe.service.config import IndexSpec, ServeSettings, VariantSpec
+    from lethe.service.startup import DEMO_POLICY
 
     torch.set_num_threads(1)
     embedder = load_embedder()

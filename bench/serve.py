@@ -50,8 +50,8 @@ def rss_bytes() -> int:
 async def _inproc(model: Path, streams: int, max_tokens: int, threads: int) -> dict:
     import torch
 
-    from service.engines.base import GenerationRequest, Sampling
-    from service.engines.transformers_engine import TransformersEngine, TransformersOptions
+    from lethe.service.engines.base import GenerationRequest, Sampling
+    from lethe.service.engines.transformers_engine import TransformersEngine, TransformersOptions
 
     torch.set_num_threads(threads)
     engine = TransformersEngine.from_pretrained(model, TransformersOptions(max_batch_size=streams))
@@ -74,8 +74,8 @@ async def _inproc(model: Path, streams: int, max_tokens: int, threads: int) -> d
 
 
 async def _server(model: Path, port_file: Path, streams: int, threads: int) -> None:
-    from service.config import ServeSettings, VariantSpec
-    from service.server import LetheServer
+    from lethe.service.config import ServeSettings, VariantSpec
+    from lethe.service.server import LetheServer
 
     settings = ServeSettings(
         host="127.0.0.1",
@@ -99,8 +99,8 @@ async def _memory(model: Path, checkpoints: list[Path], shared: bool) -> dict:
     import ctypes
     import gc
 
-    from service.config import ServeSettings, VariantSpec
-    from service.registry import VariantRegistry
+    from lethe.service.config import ServeSettings, VariantSpec
+    from lethe.service.registry import VariantRegistry
 
     before = rss_bytes()
     registry = VariantRegistry(ServeSettings(share_parent_weights=shared, metrics_port=None))
@@ -135,7 +135,7 @@ def child(*args: str) -> dict:
 async def _grpc_round(target: str, streams: int, max_tokens: int) -> dict:
     import grpc
 
-    from service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
+    from lethe.service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
 
     async with grpc.aio.insecure_channel(target) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
@@ -264,7 +264,7 @@ def main() -> None:
             print(json.dumps(asyncio.run(_memory(model, checkpoints, bool(args.shared)))))
         return
 
-    from edits.models import resolve_model
+    from lethe.edits.models import resolve_model
 
     model = Path(resolve_model(args.model))
     print(f"model: {args.model} ({model}); cores: {os.cpu_count()}; torch threads: {args.threads}")

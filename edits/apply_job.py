@@ -10,14 +10,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from edits import __version__
-from edits.checkpoint import read_tensors, write_checkpoint
-from edits.errors import AlreadyExists, InvalidArgument
-from edits.factor_store import FactorStore, now_iso
-from edits.fingerprint import model_fingerprint
-from edits.loading import Checkpoint
-from edits.prune import prune_weight
-from edits.recipe import EditTarget, Recipe
+from lethe.edits import __version__
+from lethe.edits.checkpoint import read_tensors, write_checkpoint
+from lethe.edits.errors import AlreadyExists, InvalidArgument
+from lethe.edits.factor_store import FactorStore, now_iso
+from lethe.edits.fingerprint import model_fingerprint
+from lethe.edits.loading import Checkpoint
+from lethe.edits.prune import prune_weight
+from lethe.edits.recipe import EditTarget, Recipe
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Projections use canonical names: `gate`, `up`, `down` (two-matrix MLPs have only
 from dataclasses import dataclass
 from typing import Literal
 
-from edits.errors import UnsupportedArchitecture
+from lethe.edits.errors import UnsupportedArchitecture
 
 Projection = Literal["gate", "up", "down"]
 PROJECTIONS: tuple[Projection, ...] = ("gate", "up", "down")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edits.errors import AlreadyExists
+from lethe.edits.errors import AlreadyExists
 
 
 def _temporary_sibling(target: Path, kind: str) -> Path:

@@ -12,8 +12,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from edits.atomic import atomic_directory
-from edits.errors import NotFound
+from lethe.edits.atomic import atomic_directory
+from lethe.edits.errors import NotFound
 
 EDIT_MANIFEST = "lethe_edit.json"
 _NOT_INHERITED = {EDIT_MANIFEST, "lethe_model.json"}

@@ -18,9 +18,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from edits.architectures import MlpLayout
-from edits.corpus import BatchSource, derived_seed
-from edits.errors import InvalidArgument
+from lethe.edits.architectures import MlpLayout
+from lethe.edits.corpus import BatchSource, derived_seed
+from lethe.edits.errors import InvalidArgument
 
 OnBatch = Callable[[int, int], None]
 """Called after each batch with (batches done, tokens done)."""

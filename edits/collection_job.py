@@ -14,11 +14,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from edits.atomic import atomic_directory, atomic_file
-from edits.collect import Collector, FactorSums, OnBatch
-from edits.corpus import SELF, BatchSource, PackedTextSource, SelfSampledSource, corpus_fingerprint
-from edits.errors import AlreadyExists, InvalidArgument
-from edits.factor_store import (
+from lethe.edits.atomic import atomic_directory, atomic_file
+from lethe.edits.collect import Collector, FactorSums, OnBatch
+from lethe.edits.corpus import SELF, BatchSource, PackedTextSource, SelfSampledSource, corpus_fingerprint
+from lethe.edits.errors import AlreadyExists, InvalidArgument
+from lethe.edits.factor_store import (
     MANIFEST,
     CollectSettings,
     CorpusInfo,
@@ -26,8 +26,8 @@ from edits.factor_store import (
     ModelInfo,
     write_factor_store,
 )
-from edits.fingerprint import model_fingerprint
-from edits.loading import Checkpoint, load_causal_lm, resolve_device, resolve_dtype
+from lethe.edits.fingerprint import model_fingerprint
+from lethe.edits.loading import Checkpoint, load_causal_lm, resolve_device, resolve_dtype
 
 SUMS_FILE = "sums.safetensors"
 

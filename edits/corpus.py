@@ -12,8 +12,8 @@ from typing import Protocol
 
 import torch
 
-from edits.errors import InvalidArgument, NotFound
-from edits.fingerprint import hash_files, text_fingerprint
+from lethe.edits.errors import InvalidArgument, NotFound
+from lethe.edits.fingerprint import hash_files, text_fingerprint
 
 SELF = "self"
 _TEXT_SUFFIXES = (".txt", ".md")

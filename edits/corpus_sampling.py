@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from edits.corpus import SelfSampledSource
-from edits.errors import AlreadyExists, InvalidArgument
+from lethe.edits.corpus import SelfSampledSource
+from lethe.edits.errors import AlreadyExists, InvalidArgument
 
 OnRows = Callable[[int], None]
 

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from edits import __version__
-from edits.atomic import atomic_file
-from edits.errors import InvalidArgument, NotFound
-from edits.fingerprint import hash_files
-from edits.spectral import Eigen, eigendecompose
+from lethe.edits import __version__
+from lethe.edits.atomic import atomic_file
+from lethe.edits.errors import InvalidArgument, NotFound
+from lethe.edits.fingerprint import hash_files
+from lethe.edits.spectral import Eigen, eigendecompose
 
 FORMAT = "lethe-factors/1"
 MANIFEST = "manifest.json"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from edits.architectures import MlpLayout, layout_for
-from edits.errors import NotFound
+from lethe.edits.architectures import MlpLayout, layout_for
+from lethe.edits.errors import NotFound
 
 
 @dataclass(frozen=True)

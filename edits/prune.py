@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from edits.errors import InvalidArgument
-from edits.spectral import Eigen
+from lethe.edits.errors import InvalidArgument
+from lethe.edits.spectral import Eigen
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edits.architectures import Projection
-from edits.errors import InvalidArgument, NotFound
+from lethe.edits.architectures import Projection
+from lethe.edits.errors import InvalidArgument, NotFound
 
 
 class BlockOverride(BaseModel):

@@ -13,7 +13,7 @@ protect the very text the edit should remove.
 import glob
 from pathlib import Path
 
-from edits.atomic import atomic_directory
+from lethe.edits.atomic import atomic_directory
 
 VIM_MANUAL_GLOBS = ("/usr/share/vim/vim*/doc/usr_*.txt",)
 

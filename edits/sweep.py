@@ -14,18 +14,18 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field, field_validator
 
-from edits import __version__
-from edits.apply_job import edit_matrices, validate
-from edits.atomic import atomic_write_json
-from edits.evaluation.agreement import AgreementSettings, agreement_blocks, evaluate_agreement
-from edits.evaluation.loading import LoadedModel, load_model
-from edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
-from edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
-from edits.evaluation.schema import file_sha256
-from edits.factor_store import FactorStore
-from edits.fingerprint import model_fingerprint
-from edits.loading import Checkpoint
-from edits.recipe import Recipe
+from lethe.edits import __version__
+from lethe.edits.apply_job import edit_matrices, validate
+from lethe.edits.atomic import atomic_write_json
+from lethe.edits.evaluation.agreement import AgreementSettings, agreement_blocks, evaluate_agreement
+from lethe.edits.evaluation.loading import LoadedModel, load_model
+from lethe.edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
+from lethe.edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
+from lethe.edits.evaluation.schema import file_sha256
+from lethe.edits.factor_store import FactorStore
+from lethe.edits.fingerprint import model_fingerprint
+from lethe.edits.loading import Checkpoint
+from lethe.edits.recipe import Recipe
 
 FORMAT = "lethe-sweep/1"
 BASE = "unedited"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from edits.sweep import BASE, SweepReport, SweepRow, block_span
+from lethe.edits.sweep import BASE, SweepReport, SweepRow, block_span
 
 
 def _percent(value: float) -> str:

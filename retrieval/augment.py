@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from retrieval.passages import Hit
+from lethe.retrieval.passages import Hit
 
 DEFAULT_TEMPLATE = "{context}\n\n{prompt}"
 DEFAULT_PASSAGE_FORMAT = "{title}: {text}"

@@ -5,8 +5,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from retrieval.documents import Document
-from retrieval.passages import Passage
+from lethe.retrieval.documents import Document
+from lethe.retrieval.passages import Passage
 
 Span = tuple[int, int]
 

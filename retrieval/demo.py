@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from retrieval.documents import read_jsonl
-from retrieval.embedding import Embedder
-from retrieval.errors import InvalidArgument
-from retrieval.index import KnowledgeIndex, Progress
-from retrieval.snapshots import SnapshotDir
+from lethe.retrieval.documents import read_jsonl
+from lethe.retrieval.embedding import Embedder
+from lethe.retrieval.errors import InvalidArgument
+from lethe.retrieval.index import KnowledgeIndex, Progress
+from lethe.retrieval.snapshots import SnapshotDir
 
 Popularity = Literal["famous", "mid", "obscure"]
 
@@ -38,11 +38,11 @@ class Question(BaseModel):
 
 
 def facts_path() -> Path:
-    return Path(str(resources.files("retrieval") / "data" / "facts.jsonl"))
+    return Path(str(resources.files("lethe.retrieval") / "data" / "facts.jsonl"))
 
 
 def questions_path() -> Path:
-    return Path(str(resources.files("retrieval") / "data" / "questions.jsonl"))
+    return Path(str(resources.files("lethe.retrieval") / "data" / "questions.jsonl"))
 
 
 def load_questions(path: Path | None = None) -> list[Question]:
@@ -66,7 +66,7 @@ def open_or_build_demo_index(
     root: Path, embedder: Embedder, *, progress: Progress | None = None
 ) -> KnowledgeIndex:
     """Open the demo index at `root`, building it from the shipped corpus the first time."""
-    from retrieval.documents import load_documents
+    from lethe.retrieval.documents import load_documents
 
     if SnapshotDir(root).exists():
         return KnowledgeIndex.open(root, embedder)

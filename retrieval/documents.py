@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from retrieval.errors import InvalidArgument, NotFound
+from lethe.retrieval.errors import InvalidArgument, NotFound
 
 MetadataValue = str | int | float | bool | None | list[str | int | float | bool]
 

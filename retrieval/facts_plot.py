@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the report type only; retrieval does not depend on edits at run time
-    from edits.evaluation.schema import EvalReport, EvalResult
+    from lethe.edits.evaluation.schema import EvalReport, EvalResult
 
 CONDITIONS = (("closed_book", "closed-book"), ("retrieval", "+ retrieval"))
 

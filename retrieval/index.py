@@ -14,21 +14,21 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.chunking import ChunkerConfig, chunk_documents
-from retrieval.documents import Document
-from retrieval.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
-from retrieval.errors import (
+from lethe.retrieval.chunking import ChunkerConfig, chunk_documents
+from lethe.retrieval.documents import Document
+from lethe.retrieval.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
+from lethe.retrieval.errors import (
     AlreadyExists,
     EmbedderMismatch,
     IndexCorrupt,
     InvalidArgument,
     NotFound,
 )
-from retrieval.manifest import PASSAGES, VECTORS, EmbedderInfo, Manifest
-from retrieval.passages import Hit, Passage
-from retrieval.snapshots import LOCK, SNAPSHOTS, SnapshotDir
-from retrieval.store import MetadataFilter, PassageReader, PassageWriter, create_database
-from retrieval.vectors import IndexConfig, VectorIndex
+from lethe.retrieval.manifest import PASSAGES, VECTORS, EmbedderInfo, Manifest
+from lethe.retrieval.passages import Hit, Passage
+from lethe.retrieval.snapshots import LOCK, SNAPSHOTS, SnapshotDir
+from lethe.retrieval.store import MetadataFilter, PassageReader, PassageWriter, create_database
+from lethe.retrieval.vectors import IndexConfig, VectorIndex
 
 Progress = Callable[[int, int], None]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from retrieval.chunking import ChunkerConfig
-from retrieval.errors import IndexCorrupt
-from retrieval.vectors import IndexConfig, IndexKind
+from lethe.retrieval.chunking import ChunkerConfig
+from lethe.retrieval.errors import IndexCorrupt
+from lethe.retrieval.vectors import IndexConfig, IndexKind
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from retrieval.errors import IndexCorrupt, NotFound
+from lethe.retrieval.errors import IndexCorrupt, NotFound
 
 CURRENT = "CURRENT"
 SNAPSHOTS = "snapshots"

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from retrieval.documents import Document
-from retrieval.errors import IndexCorrupt, InvalidArgument
-from retrieval.passages import Passage
+from lethe.retrieval.documents import Document
+from lethe.retrieval.errors import IndexCorrupt, InvalidArgument
+from lethe.retrieval.passages import Passage
 
 FilterValue = str | int | float | bool
 MetadataFilter = Mapping[str, FilterValue | Sequence[FilterValue]]

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.errors import IndexCorrupt, InvalidArgument
+from lethe.retrieval.errors import IndexCorrupt, InvalidArgument
 
 IndexKind = Literal["flat", "hnsw", "ivf"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from service.gen.lethe.v1 import (
+from lethe.service.gen.lethe.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     common_pb2,

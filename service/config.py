@@ -15,9 +15,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from retrieval.augment import RetrievalPolicy
-from retrieval.index import SearchLimits
-from service.errors import InvalidRequest
+from lethe.retrieval.augment import RetrievalPolicy
+from lethe.retrieval.index import SearchLimits
+from lethe.service.errors import InvalidRequest
 
 EngineName = Literal["transformers", "vllm"]
 _YAML_FILE: ContextVar[Path | None] = ContextVar("lethe_yaml_file", default=None)

@@ -7,8 +7,8 @@ Nothing else maps errors.
 
 import grpc
 
-from edits.errors import EditError
-from retrieval.errors import RetrievalError
+from lethe.edits.errors import EditError
+from lethe.retrieval.errors import RetrievalError
 
 STATUS_BY_KIND: dict[str, grpc.StatusCode] = {
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,

@@ -10,14 +10,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from retrieval.documents import Document
-from retrieval.errors import NotFound, RetrievalError
-from retrieval.index import ChangeResult, IndexInfo, KnowledgeIndex
-from retrieval.passages import Hit
-from retrieval.store import MetadataFilter
-from service.config import IndexSpec
-from service.errors import IndexOpenFailed, IndexUnavailable, InvalidRequest, ServiceError, UnknownIndex
-from service.metrics import Metrics
+from lethe.retrieval.documents import Document
+from lethe.retrieval.errors import NotFound, RetrievalError
+from lethe.retrieval.index import ChangeResult, IndexInfo, KnowledgeIndex
+from lethe.retrieval.passages import Hit
+from lethe.retrieval.store import MetadataFilter
+from lethe.service.config import IndexSpec
+from lethe.service.errors import IndexOpenFailed, IndexUnavailable, InvalidRequest, ServiceError, UnknownIndex
+from lethe.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ Progress = Callable[[int, int], None]
 def open_index(spec: IndexSpec) -> KnowledgeIndex:
     """Open the index at `spec.path` with its search limits; a demo spec builds the shipped fact
     corpus there first if the directory holds no index yet."""
-    from retrieval.index import embedder_for
+    from lethe.retrieval.index import embedder_for
 
     path = spec.path.expanduser()
     if spec.demo:
-        from retrieval.demo import open_or_build_demo_index
-        from retrieval.embedding import load_embedder
+        from lethe.retrieval.demo import open_or_build_demo_index
+        from lethe.retrieval.embedding import load_embedder
 
         embedder = load_embedder(spec.embedder)
         open_or_build_demo_index(path, embedder, progress=_log_progress(spec.name))

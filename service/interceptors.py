@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import grpc
 
-from service.errors import status_for
+from lethe.service.errors import status_for
 
 log = logging.getLogger(__name__)
 

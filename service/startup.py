@@ -10,10 +10,10 @@ also serves the demo fact index, built into `LETHE_HOME/indexes/demo` on first s
 
 from pathlib import Path
 
-from retrieval.augment import RetrievalPolicy
-from service.config import IndexSpec, ServeSettings, VariantSpec
-from service.errors import InvalidRequest
-from service.registry import discover_variants
+from lethe.retrieval.augment import RetrievalPolicy
+from lethe.service.config import IndexSpec, ServeSettings, VariantSpec
+from lethe.service.errors import InvalidRequest
+from lethe.service.registry import discover_variants
 
 DEMO_INDEX = "demo"
 RAG_SUFFIX = "+rag"
@@ -24,7 +24,7 @@ DEMO_POLICY = RetrievalPolicy(index=DEMO_INDEX, k=5)
 
 def model_directory(model: str) -> Path:
     """Where `model` lives (a known name's prepared directory, even before preparation)."""
-    from edits.models import KNOWN_MODELS, prepared_path
+    from lethe.edits.models import KNOWN_MODELS, prepared_path
 
     if model in KNOWN_MODELS:
         return prepared_path(model)
@@ -32,7 +32,7 @@ def model_directory(model: str) -> Path:
 
 
 def variant_name_for(model: str) -> str:
-    from edits.models import KNOWN_MODELS
+    from lethe.edits.models import KNOWN_MODELS
 
     return model if model in KNOWN_MODELS else Path(model).name or "model"
 
@@ -45,7 +45,7 @@ def parse_variant_flag(value: str) -> VariantSpec:
 
 
 def initial_variants(settings: ServeSettings, extra: list[VariantSpec] = ()) -> list[VariantSpec]:
-    from edits.home import lethe_home
+    from lethe.edits.home import lethe_home
 
     specs = list(settings.variants)
     if not specs:
@@ -64,7 +64,7 @@ def _unconfigured(settings: ServeSettings) -> bool:
 
 def initial_indexes(settings: ServeSettings) -> list[IndexSpec]:
     """The configured indexes, or with no configuration the demo index under LETHE_HOME."""
-    from edits.home import lethe_home
+    from lethe.edits.home import lethe_home
 
     if not _unconfigured(settings):
         return list(settings.indexes)
@@ -74,7 +74,7 @@ def initial_indexes(settings: ServeSettings) -> list[IndexSpec]:
 def demo_rag_variants(settings: ServeSettings, variants: list[VariantSpec]) -> list[VariantSpec]:
     """`NAME+rag` (an alias with the demo policy) for each discovered pruned variant in
     `variants`, when the server runs without configuration."""
-    from edits.home import lethe_home
+    from lethe.edits.home import lethe_home
 
     if not _unconfigured(settings) or not settings.discover_variants:
         return []

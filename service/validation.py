@@ -3,9 +3,9 @@
 import math
 import uuid
 
-from service.engines.base import Sampling
-from service.errors import InvalidRequest
-from service.gen.lethe.v1 import inference_pb2
+from lethe.service.engines.base import Sampling
+from lethe.service.errors import InvalidRequest
+from lethe.service.gen.lethe.v1 import inference_pb2
 
 
 def request_id(message: inference_pb2.GenerateRequest) -> str:

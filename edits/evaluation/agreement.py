@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, Field
 
-from edits.errors import InvalidArgument
-from edits.evaluation.batching import chunks
-from edits.evaluation.datasets import load_texts
-from edits.evaluation.generation import Progress
-from edits.evaluation.loading import LoadedModel
-from edits.evaluation.schema import DataRef, EvalResult
-from edits.evaluation.token_stream import right_pad, token_blocks
+from lethe.edits.errors import InvalidArgument
+from lethe.edits.evaluation.batching import chunks
+from lethe.edits.evaluation.datasets import load_texts
+from lethe.edits.evaluation.generation import Progress
+from lethe.edits.evaluation.loading import LoadedModel
+from lethe.edits.evaluation.schema import DataRef, EvalResult
+from lethe.edits.evaluation.token_stream import right_pad, token_blocks
 
 
 class AgreementSettings(BaseModel):

@@ -2,8 +2,8 @@
 
 from collections.abc import Sequence
 
-from edits.evaluation.generation import Progress, greedy_generate
-from edits.evaluation.loading import LoadedModel
+from lethe.edits.evaluation.generation import Progress, greedy_generate
+from lethe.edits.evaluation.loading import LoadedModel
 
 
 def complete(

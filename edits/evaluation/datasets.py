@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edits.errors import InvalidArgument, NotFound
+from lethe.edits.errors import InvalidArgument, NotFound
 
 _PROMPT_ID_KEYS = ("prompt_ids", "prefix_ids")
 _TARGET_ID_KEYS = ("target_ids", "suffix_ids")

@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from edits.evaluation.batching import chunks, left_pad
+from lethe.edits.evaluation.batching import chunks, left_pad
 
 Progress = Callable[[int], object]
 """Called with the number of items just finished (a tqdm bar's `update` fits)."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from edits.errors import InvalidArgument, NotFound
-from edits.evaluation.schema import ModelRef
+from lethe.edits.errors import InvalidArgument, NotFound
+from lethe.edits.evaluation.schema import ModelRef
 
 
 @dataclass
@@ -31,7 +31,7 @@ def resolve_path(name_or_path: str) -> Path:
     if path.is_dir():
         return path.resolve()
     try:
-        from edits.models import resolve_model
+        from lethe.edits.models import resolve_model
     except ImportError:
         raise NotFound(
             f"model {name_or_path!r}: no such directory (give the path of a Hugging Face "

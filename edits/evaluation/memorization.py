@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, Field
 
-from edits.evaluation.batching import chunks, left_pad
-from edits.evaluation.datasets import MemorizationItem, load_memorization_set
-from edits.evaluation.generation import Progress, greedy_generate
-from edits.evaluation.levenshtein import similarity
-from edits.evaluation.loading import LoadedModel
-from edits.evaluation.schema import DataRef, EvalResult
+from lethe.edits.evaluation.batching import chunks, left_pad
+from lethe.edits.evaluation.datasets import MemorizationItem, load_memorization_set
+from lethe.edits.evaluation.generation import Progress, greedy_generate
+from lethe.edits.evaluation.levenshtein import similarity
+from lethe.edits.evaluation.loading import LoadedModel
+from lethe.edits.evaluation.schema import DataRef, EvalResult
 
 
 class MemorizationSettings(BaseModel):

@@ -16,12 +16,12 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, Field
 
-from edits.errors import InvalidArgument
-from edits.evaluation.generation import Progress, greedy_generate
-from edits.evaluation.levenshtein import similarity
-from edits.evaluation.schema import write_atomic
-from edits.evaluation.sources import SourceText, boundaries
-from edits.evaluation.token_stream import special_prefix
+from lethe.edits.errors import InvalidArgument
+from lethe.edits.evaluation.generation import Progress, greedy_generate
+from lethe.edits.evaluation.levenshtein import similarity
+from lethe.edits.evaluation.schema import write_atomic
+from lethe.edits.evaluation.sources import SourceText, boundaries
+from lethe.edits.evaluation.token_stream import special_prefix
 
 Format = Literal["window", "quote"]
 

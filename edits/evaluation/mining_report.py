@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from edits import __version__
-from edits.evaluation.mining import Outcome
-from edits.evaluation.schema import DataRef, ModelRef
+from lethe.edits import __version__
+from lethe.edits.evaluation.mining import Outcome
+from lethe.edits.evaluation.schema import DataRef, ModelRef
 
 
 class Counts(BaseModel):

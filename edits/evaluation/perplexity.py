@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
-from edits.evaluation.batching import chunks
-from edits.evaluation.datasets import load_texts
-from edits.evaluation.generation import Progress
-from edits.evaluation.loading import LoadedModel
-from edits.evaluation.schema import DataRef, EvalResult
-from edits.evaluation.token_stream import right_pad, token_blocks
+from lethe.edits.evaluation.batching import chunks
+from lethe.edits.evaluation.datasets import load_texts
+from lethe.edits.evaluation.generation import Progress
+from lethe.edits.evaluation.loading import LoadedModel
+from lethe.edits.evaluation.schema import DataRef, EvalResult
+from lethe.edits.evaluation.token_stream import right_pad, token_blocks
 
 
 class PerplexitySettings(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from edits import __version__
+from lethe.edits import __version__
 
 FORMAT = "lethe-eval/1"
 Command = Literal["memorization", "perplexity", "agreement", "facts"]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edits.errors import InvalidArgument, NotFound
+from lethe.edits.errors import InvalidArgument, NotFound
 
 Kind = Literal["recitation", "rule"]
 """`recitation`: text the model can only produce from memory. `rule`: a sequence it can compute

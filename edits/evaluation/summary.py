@@ -1,6 +1,6 @@
 """Markdown summaries of evaluation reports, one column per model."""
 
-from edits.evaluation.schema import EvalReport, EvalResult
+from lethe.edits.evaluation.schema import EvalReport, EvalResult
 
 _PERCENT = {"strict", "loose", "top1_agreement"}
 _COUNTS = {"items", "predicted_tokens", "positions"}

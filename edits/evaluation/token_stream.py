@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from edits.errors import InvalidArgument
+from lethe.edits.errors import InvalidArgument
 
 
 def special_prefix(tokenizer: Any) -> list[int]:

@@ -1,8 +1,8 @@
 """Models Lethe can prepare offline from PyPI wheels, and resolution of model names to paths."""
 
-from edits.models.prepare import prepare_model
-from edits.models.resolve import is_prepared, prepared_path, resolve_model
-from edits.models.sources import DEFAULT_MODEL, KNOWN_MODELS, ModelSpec
+from lethe.edits.models.prepare import prepare_model
+from lethe.edits.models.resolve import is_prepared, prepared_path, resolve_model
+from lethe.edits.models.sources import DEFAULT_MODEL, KNOWN_MODELS, ModelSpec
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from edits.models.report import say
+from lethe.edits.models.report import say
 
 
 @dataclass(frozen=True)

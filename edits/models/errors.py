@@ -1,6 +1,6 @@
 """Errors a user can fix while models are fetched and prepared."""
 
-from edits.errors import EditError, ErrorKind
+from lethe.edits.errors import EditError, ErrorKind
 
 
 class ModelSourceUnavailable(EditError):

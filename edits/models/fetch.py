@@ -16,10 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from edits.models.digest import byte_bar, iter_chunks
-from edits.models.errors import ChecksumMismatch, ModelSourceUnavailable
-from edits.models.report import say
-from edits.models.sources import ModelSpec, WheelFile
+from lethe.edits.models.digest import byte_bar, iter_chunks
+from lethe.edits.models.errors import ChecksumMismatch, ModelSourceUnavailable
+from lethe.edits.models.report import say
+from lethe.edits.models.sources import ModelSpec, WheelFile
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edits.models.digest import sha256_file
+from lethe.edits.models.digest import sha256_file
 
 MANIFEST_NAME = "lethe_model.json"
 

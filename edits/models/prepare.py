@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from edits import __version__
-from edits.home import lethe_home, models_dir
-from edits.models.convert import Converted, convert_gguf
-from edits.models.fetch import PartSource, fetch_gguf
-from edits.models.manifest import (
+from lethe.edits import __version__
+from lethe.edits.home import lethe_home, models_dir
+from lethe.edits.models.convert import Converted, convert_gguf
+from lethe.edits.models.fetch import PartSource, fetch_gguf
+from lethe.edits.models.manifest import (
     MANIFEST_NAME,
     ModelManifest,
     SourcePart,
@@ -29,8 +29,8 @@ from edits.models.manifest import (
     read_manifest,
     write_manifest,
 )
-from edits.models.report import say
-from edits.models.sources import ModelSpec, get_spec
+from lethe.edits.models.report import say
+from lethe.edits.models.sources import ModelSpec, get_spec
 
 # (spec, destination file, downloads dir) -> where each part was read from
 Fetcher = Callable[[ModelSpec, Path, Path], list[PartSource]]

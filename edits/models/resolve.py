@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from edits.errors import NotFound
-from edits.home import models_dir
-from edits.models.manifest import find_damage, read_manifest
-from edits.models.prepare import prepare_model
-from edits.models.sources import KNOWN_MODELS
+from lethe.edits.errors import NotFound
+from lethe.edits.home import models_dir
+from lethe.edits.models.manifest import find_damage, read_manifest
+from lethe.edits.models.prepare import prepare_model
+from lethe.edits.models.sources import KNOWN_MODELS
 
 
 def prepared_path(name: str) -> Path:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from edits.errors import NotFound
+from lethe.edits.errors import NotFound
 
 
 @dataclass(frozen=True)

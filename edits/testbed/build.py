@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from edits.testbed.config import TestbedConfig
-from edits.testbed.data import generate
-from edits.testbed.training import build_model, train
-from edits.testbed.vocabulary import build_tokenizer, vocabulary
+from lethe.edits.testbed.config import TestbedConfig
+from lethe.edits.testbed.data import generate
+from lethe.edits.testbed.training import build_model, train
+from lethe.edits.testbed.vocabulary import build_tokenizer, vocabulary
 
 CODE_VERSION = 3
 """Bump when data generation or training changes, so cached testbeds are rebuilt."""

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
-from edits.apply_job import edit_matrices, validate
-from edits.errors import EditError, ErrorKind
-from edits.evaluation.loading import load_model
-from edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
-from edits.factor_store import FactorStore
-from edits.fingerprint import model_fingerprint
-from edits.loading import Checkpoint
-from edits.recipe import Recipe
-from edits.testbed.pipeline import PROJECTIONS, num_blocks
+from lethe.edits.apply_job import edit_matrices, validate
+from lethe.edits.errors import EditError, ErrorKind
+from lethe.edits.evaluation.loading import load_model
+from lethe.edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
+from lethe.edits.factor_store import FactorStore
+from lethe.edits.fingerprint import model_fingerprint
+from lethe.edits.loading import Checkpoint
+from lethe.edits.recipe import Recipe
+from lethe.edits.testbed.pipeline import PROJECTIONS, num_blocks
 
 GRID = tuple(round(0.999 - 0.001 * step, 3) for step in range(50))
 """rho from 0.999 down to 0.950 in steps of 0.001, the region where the testbed's window lies."""

@@ -4,8 +4,8 @@ import random
 from dataclasses import dataclass, field
 from itertools import product
 
-from edits.testbed.config import DataConfig
-from edits.testbed.vocabulary import (
+from lethe.edits.testbed.config import DataConfig
+from lethe.edits.testbed.vocabulary import (
     ADJECTIVES,
     CANARY_ALPHABET,
     CITIES,

@@ -5,16 +5,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edits.testbed.build import build_testbed, is_built
-from edits.testbed.calibration import Calibration, CalibrationFailed, calibrate_keep_mass
-from edits.testbed.config import TestbedConfig
-from edits.testbed.pipeline import (
+from lethe.edits.testbed.build import build_testbed, is_built
+from lethe.edits.testbed.calibration import Calibration, CalibrationFailed, calibrate_keep_mass
+from lethe.edits.testbed.config import TestbedConfig
+from lethe.edits.testbed.pipeline import (
     PROJECTIONS,
     collect_clean_factors,
     edit_testbed,
     random_basis_control,
 )
-from edits.testbed.tasks import score_model
+from lethe.edits.testbed.tasks import score_model
 
 Say = Callable[[str], object]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from edits.factor_store import FactorStore
-from edits.prune import prune_weight
-from edits.recipe import Recipe
-from edits.spectral import Eigen
+from lethe.edits.factor_store import FactorStore
+from lethe.edits.prune import prune_weight
+from lethe.edits.recipe import Recipe
+from lethe.edits.spectral import Eigen
 
 PROJECTIONS = ("gate", "up", "down")
 
@@ -28,7 +28,7 @@ def collect_clean_factors(
     progress: bool = False,
 ) -> Path:
     """K-FAC factors of every block's MLP on `data/clean.jsonl` (rule, open-book, generic text)."""
-    from edits.collection_job import CollectRequest, collect
+    from lethe.edits.collection_job import CollectRequest, collect
 
     request = CollectRequest(
         model=testbed / "model",
@@ -63,7 +63,7 @@ def edit_testbed(
     progress: bool = False,
 ) -> Path:
     """The curvature-mass edit of the testbed model; an ordinary edited checkpoint at `out`."""
-    from edits.apply_job import apply_edit
+    from lethe.edits.apply_job import apply_edit
 
     model = testbed / "model"
     recipe = Recipe(

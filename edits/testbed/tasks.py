@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from edits.evaluation.loading import LoadedModel, load_model
-from edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
-from edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
-from edits.evaluation.schema import EvalResult
+from lethe.edits.evaluation.loading import LoadedModel, load_model
+from lethe.edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
+from lethe.edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
+from lethe.edits.evaluation.schema import EvalResult
 
 
 def task_accuracy(result: EvalResult) -> dict[str, float]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from edits.testbed.config import ModelConfig, TrainConfig
+from lethe.edits.testbed.config import ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)

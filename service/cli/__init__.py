@@ -4,9 +4,9 @@ import sys
 
 import typer
 
-from edits.errors import EditError
-from retrieval.errors import RetrievalError
-from service.errors import ServiceError
+from lethe.edits.errors import EditError
+from lethe.retrieval.errors import RetrievalError
+from lethe.service.errors import ServiceError
 
 app = typer.Typer(
     name="lethe",
@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from service.cli import client, demo, edit, eval, index, memorized, models, serve
+    from lethe.service.cli import client, demo, edit, eval, index, memorized, models, serve
 
     app.add_typer(models.app, name="models")
     app.add_typer(edit.app, name="edit")

@@ -1,4 +1,4 @@
-from service.cli import main
+from lethe.service.cli import main
 
 if __name__ == "__main__":
     main()

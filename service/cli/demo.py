@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from edits.errors import InvalidArgument
+from lethe.edits.errors import InvalidArgument
 
 app = typer.Typer(help="Self-contained demonstrations that need no download.", no_args_is_help=True)
 
@@ -54,9 +54,9 @@ def testbed(
     calibrated (or given) rho, apply the random-basis control, and print the before/after table."""
     from tqdm import tqdm
 
-    from edits.testbed.config import TestbedConfig
-    from edits.testbed.experiment import ensure_testbed, run_experiment
-    from edits.testbed.report import before_after_table, sweep_plot, sweep_table
+    from lethe.edits.testbed.config import TestbedConfig
+    from lethe.edits.testbed.experiment import ensure_testbed, run_experiment
+    from lethe.edits.testbed.report import before_after_table, sweep_plot, sweep_table
 
     rhos = _rhos(sweep)
     block_list = _blocks(blocks)

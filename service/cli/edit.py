@@ -62,9 +62,9 @@ def collect(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store or partial collection.")] = False,
 ) -> None:
     """Collect K-FAC factors A = E(a aᵀ) over MLP projection inputs and G = E(g gᵀ) over output gradients."""
-    from edits.collection_job import CollectRequest
-    from edits.collection_job import collect as run_collect
-    from edits.models import resolve_model
+    from lethe.edits.collection_job import CollectRequest
+    from lethe.edits.collection_job import collect as run_collect
+    from lethe.edits.models import resolve_model
 
     request = _request(
         CollectRequest,
@@ -98,7 +98,7 @@ def reference_corpus(
 ) -> None:
     """Write the collection corpus the shipped Gemma recipe was chosen on: the Python language
     reference (standard library) and, where Vim is installed, the Vim user manual."""
-    from edits.reference_corpus import write_reference_corpus
+    from lethe.edits.reference_corpus import write_reference_corpus
 
     for path in write_reference_corpus(out, overwrite=overwrite):
         typer.echo(f"{path} ({path.stat().st_size:,} bytes)")
@@ -117,9 +117,9 @@ def sample_corpus(
     """Sample a data-free collection corpus from the model (temperature 1 from BOS), resumably."""
     from tqdm import tqdm
 
-    from edits.corpus_sampling import sample_corpus as run_sampling
-    from edits.loading import load_causal_lm, resolve_device, resolve_dtype
-    from edits.models import resolve_model
+    from lethe.edits.corpus_sampling import sample_corpus as run_sampling
+    from lethe.edits.loading import load_causal_lm, resolve_device, resolve_dtype
+    from lethe.edits.models import resolve_model
 
     torch_device = resolve_device(device)
     dtype = resolve_dtype("auto", torch_device)
@@ -160,9 +160,9 @@ def apply(
     """Prune the low-curvature part of MLP weights and write a new checkpoint."""
     import torch
 
-    from edits.apply_job import apply_edit
-    from edits.models import resolve_model
-    from edits.recipe import Recipe
+    from lethe.edits.apply_job import apply_edit
+    from lethe.edits.models import resolve_model
+    from lethe.edits.recipe import Recipe
 
     if recipe is not None and (blocks is not None or keep_mass is not None):
         raise typer.BadParameter("give either --recipe or --blocks/--keep-mass, not both")
@@ -230,9 +230,9 @@ def sweep(
     ] = None,
 ) -> None:
     """Measure every recipe of a grid (block sets x kept mass) without writing checkpoints; resumable."""
-    from edits.models import resolve_model
-    from edits.sweep import SweepGrid, SweepSettings, run_sweep
-    from edits.sweep_report import sweep_plot, sweep_table
+    from lethe.edits.models import resolve_model
+    from lethe.edits.sweep import SweepGrid, SweepSettings, run_sweep
+    from lethe.edits.sweep_report import sweep_plot, sweep_table
 
     try:
         masses = [float(v) for v in keep_mass.split(",") if v.strip()]
@@ -254,7 +254,7 @@ def _request(model_cls: type, **values: object) -> object:
     """Build a pydantic request; validation problems become one CLI error naming each option."""
     from pydantic import ValidationError
 
-    from edits.errors import InvalidArgument
+    from lethe.edits.errors import InvalidArgument
 
     try:
         return model_cls(**values)

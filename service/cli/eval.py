@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from edits.errors import InvalidArgument
+from lethe.edits.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from edits.evaluation.loading import LoadedModel
-    from edits.evaluation.schema import EvalReport
-    from retrieval.demo import Question
-    from retrieval.facts_eval import Retrieval
+    from lethe.edits.evaluation.loading import LoadedModel
+    from lethe.edits.evaluation.schema import EvalReport
+    from lethe.retrieval.demo import Question
+    from lethe.retrieval.facts_eval import Retrieval
 
 app = typer.Typer(
     help="Measure memorization (recitation), perplexity, agreement with a parent model, and fact QA.",
@@ -41,9 +41,9 @@ def _run(
     """Load each model in turn, measure it with a progress bar, then write JSON and Markdown."""
     from tqdm import tqdm
 
-    from edits.evaluation.loading import load_model
-    from edits.evaluation.schema import EvalReport, write_atomic, write_report
-    from edits.evaluation.summary import render
+    from lethe.edits.evaluation.loading import load_model
+    from lethe.edits.evaluation.schema import EvalReport, write_atomic, write_report
+    from lethe.edits.evaluation.summary import render
 
     results = []
     for name in names:
@@ -73,7 +73,7 @@ def memorization(
     loose_threshold: float = typer.Option(0.75, "--loose-threshold", min=0.01, max=1.0),
 ) -> None:
     """Greedy recitation (strict, loose, similarity) and teacher-forced memorization scores."""
-    from edits.evaluation.memorization import (
+    from lethe.edits.evaluation.memorization import (
         MemorizationSettings,
         count_items,
         evaluate_memorization,
@@ -102,8 +102,8 @@ def perplexity(
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=2),
 ) -> None:
     """Token-weighted perplexity: exp of the mean next-token loss over the whole text."""
-    from edits.evaluation.loading import load_model
-    from edits.evaluation.perplexity import (
+    from lethe.edits.evaluation.loading import load_model
+    from lethe.edits.evaluation.perplexity import (
         PerplexitySettings,
         evaluate_perplexity,
         perplexity_blocks,
@@ -134,8 +134,8 @@ def agreement(
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=2),
 ) -> None:
     """nDCG@k of each model's top-k next tokens against the reference's (relevance k - r + 1)."""
-    from edits.evaluation.agreement import AgreementSettings, agreement_blocks, evaluate_agreement
-    from edits.evaluation.loading import load_model
+    from lethe.edits.evaluation.agreement import AgreementSettings, agreement_blocks, evaluate_agreement
+    from lethe.edits.evaluation.loading import load_model
 
     settings = AgreementSettings(k=k, seq_len=seq_len, batch_size=batch_size, max_tokens=max_tokens)
     names = _models(model, compare)
@@ -183,11 +183,11 @@ def facts(
     """
     import time
 
-    from edits.evaluation.completion import complete
-    from edits.evaluation.schema import DataRef, EvalResult, file_sha256
-    from retrieval.demo import load_questions
-    from retrieval.facts_eval import FEW_SHOT, QUESTION_FORMAT, evaluate_facts
-    from retrieval.index import SearchLimits
+    from lethe.edits.evaluation.completion import complete
+    from lethe.edits.evaluation.schema import DataRef, EvalResult, file_sha256
+    from lethe.retrieval.demo import load_questions
+    from lethe.retrieval.facts_eval import FEW_SHOT, QUESTION_FORMAT, evaluate_facts
+    from lethe.retrieval.index import SearchLimits
 
     names = _models(model, compare)
     if not 1 <= k <= SearchLimits().max_k:
@@ -228,7 +228,7 @@ def facts(
 
     conditions = 1 if retrieval is None else 2
     report, written = _run("facts", names, conditions * len(questions), measure, out)
-    from retrieval.facts_plot import facts_plot
+    from lethe.retrieval.facts_plot import facts_plot
 
     facts_plot(report, written.with_suffix(".png"))
     typer.echo(f"wrote {written.with_suffix('.png')}", err=True)
@@ -239,12 +239,12 @@ def _facts_retrieval(
 ) -> tuple["Retrieval | None", dict[str, Any]]:
     """Search every question once in `index`, or in the demo index for the packaged question set;
     returns the retrieval and the settings that describe it, or (None, {}) with no index."""
-    from edits.evaluation.schema import file_sha256
-    from edits.home import lethe_home
-    from retrieval.augment import RetrievalPolicy
-    from retrieval.demo import open_or_build_demo_index, questions_path
-    from retrieval.facts_eval import retrieve
-    from retrieval.index import KnowledgeIndex, embedder_for
+    from lethe.edits.evaluation.schema import file_sha256
+    from lethe.edits.home import lethe_home
+    from lethe.retrieval.augment import RetrievalPolicy
+    from lethe.retrieval.demo import open_or_build_demo_index, questions_path
+    from lethe.retrieval.facts_eval import retrieve
+    from lethe.retrieval.index import KnowledgeIndex, embedder_for
 
     if index is None:
         if file_sha256(set_path) != file_sha256(questions_path()):
@@ -253,7 +253,7 @@ def _facts_retrieval(
             return None, {}
         from tqdm import tqdm
 
-        from retrieval.embedding import load_embedder
+        from lethe.retrieval.embedding import load_embedder
 
         index = lethe_home() / "indexes" / "demo"
         bars: list[tqdm] = []  # a bar only if the index is built, not when it is opened

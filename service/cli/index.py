@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from retrieval.index import KnowledgeIndex, Progress
+    from lethe.retrieval.index import KnowledgeIndex, Progress
 
 app = typer.Typer(
     help="Build and query retrieval indexes (FAISS vectors + SQLite passages).",
@@ -63,7 +63,7 @@ def _progress_bar(description: str) -> tuple["Progress", Any]:
 
 
 def _parse_filters(filters: list[str] | None) -> dict[str, Any] | None:
-    from retrieval.errors import InvalidArgument
+    from lethe.retrieval.errors import InvalidArgument
 
     if not filters:
         return None
@@ -87,7 +87,7 @@ def _parse_filters(filters: list[str] | None) -> dict[str, Any] | None:
 
 
 def _open(index: Path, embedder: str | None) -> "KnowledgeIndex":
-    from retrieval.index import KnowledgeIndex, embedder_for
+    from lethe.retrieval.index import KnowledgeIndex, embedder_for
 
     return KnowledgeIndex.open(index, embedder_for(index, embedder))
 
@@ -121,12 +121,12 @@ def build(
     """Chunk, embed and index a documents file into a new index directory."""
     from pydantic import ValidationError
 
-    from retrieval.chunking import ChunkerConfig
-    from retrieval.documents import load_documents
-    from retrieval.embedding import load_embedder
-    from retrieval.errors import InvalidArgument
-    from retrieval.index import KnowledgeIndex
-    from retrieval.vectors import IndexConfig
+    from lethe.retrieval.chunking import ChunkerConfig
+    from lethe.retrieval.documents import load_documents
+    from lethe.retrieval.embedding import load_embedder
+    from lethe.retrieval.errors import InvalidArgument
+    from lethe.retrieval.index import KnowledgeIndex
+    from lethe.retrieval.vectors import IndexConfig
 
     try:
         chunker = ChunkerConfig(max_tokens=chunk_tokens, overlap_tokens=chunk_overlap)
@@ -168,7 +168,7 @@ def add(
     threads: Threads = None,
 ) -> None:
     """Add documents to an index; readers keep the old snapshot until the new one is complete."""
-    from retrieval.documents import load_documents
+    from lethe.retrieval.documents import load_documents
 
     documents = load_documents(docs)
     _set_threads(threads)
@@ -226,7 +226,7 @@ def search(
     threads: QueryThreads = 1,
 ) -> None:
     """Find the passages most similar to a query, or to each query of a JSONL file."""
-    from retrieval.errors import InvalidArgument
+    from lethe.retrieval.errors import InvalidArgument
 
     if (query is None) == (queries is None):
         raise InvalidArgument("give either a query argument or --queries FILE, not both or neither")
@@ -251,8 +251,8 @@ def search(
 def _search_file(
     index: Path, queries: Path, k: int, where: dict[str, Any] | None, embedder: str | None
 ) -> None:
-    from retrieval.documents import read_jsonl
-    from retrieval.errors import InvalidArgument
+    from lethe.retrieval.documents import read_jsonl
+    from lethe.retrieval.errors import InvalidArgument
 
     records = read_jsonl(queries)
     ids: list[Any] = []
@@ -282,8 +282,8 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Describe an index: embedder, index type, counts, format version, snapshot."""
-    from retrieval.index import read_manifest
-    from retrieval.snapshots import SnapshotDir
+    from lethe.retrieval.index import read_manifest
+    from lethe.retrieval.snapshots import SnapshotDir
 
     directory = SnapshotDir(index)
     name = directory.current_name()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from service.cli.eval import MODEL_HELP
+from lethe.service.cli.eval import MODEL_HELP
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -36,12 +36,12 @@ def mine(
     """Cut texts into 64/48-token windows and 8-token quotes; keep those greedy decoding recites."""
     from tqdm import tqdm
 
-    from edits.evaluation.loading import load_model
-    from edits.evaluation.mining import MiningSettings, build_candidates, write_set
-    from edits.evaluation.mining import mine as mine_candidates
-    from edits.evaluation.mining_report import build_report, render
-    from edits.evaluation.schema import DataRef, write_atomic
-    from edits.evaluation.sources import load_sources
+    from lethe.edits.evaluation.loading import load_model
+    from lethe.edits.evaluation.mining import MiningSettings, build_candidates, write_set
+    from lethe.edits.evaluation.mining import mine as mine_candidates
+    from lethe.edits.evaluation.mining_report import build_report, render
+    from lethe.edits.evaluation.schema import DataRef, write_atomic
+    from lethe.edits.evaluation.sources import load_sources
 
     started = time.perf_counter()
     settings = MiningSettings(batch_size=batch_size, stride=stride, loose_threshold=loose_threshold)

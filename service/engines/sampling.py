@@ -2,7 +2,7 @@
 
 import torch
 
-from service.engines.base import Sampling
+from lethe.service.engines.base import Sampling
 
 
 def make_generator(seed: int | None) -> torch.Generator:

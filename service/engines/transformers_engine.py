@@ -19,16 +19,16 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.engines.base import (
+from lethe.service.engines.base import (
     Chunk,
     Engine,
     EngineStats,
     GenerationRequest,
     MemoryReport,
 )
-from service.engines.sampling import TextTracker, choose_token, make_generator
-from service.engines.weights import parameter_bytes, shared_bytes
-from service.errors import InvalidRequest, QueueFull, ShuttingDown
+from lethe.service.engines.sampling import TextTracker, choose_token, make_generator
+from lethe.service.engines.weights import parameter_bytes, shared_bytes
+from lethe.service.errors import InvalidRequest, QueueFull, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class TransformersEngine(Engine):
 
     @classmethod
     def from_pretrained(cls, path: Path, options: TransformersOptions | None = None, **kw):
-        from service.engines.weights import load_model
+        from lethe.service.engines.weights import load_model
 
         options = options or TransformersOptions()
         model, tokenizer = load_model(path, getattr(torch, options.dtype), options.torch_device())

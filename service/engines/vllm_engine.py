@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.engines.base import Chunk, Engine, EngineStats, GenerationRequest, MemoryReport
-from service.errors import InvalidRequest, QueueFull
+from lethe.service.engines.base import Chunk, Engine, EngineStats, GenerationRequest, MemoryReport
+from lethe.service.errors import InvalidRequest, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class VllmEngine(Engine):
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from service.engines.vllm_stats import SilentPrometheusLogger
+        from lethe.service.engines.vllm_stats import SilentPrometheusLogger
 
         if options.cpu_kvcache_space_gib is not None:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(options.cpu_kvcache_space_gib)
@@ -91,7 +91,7 @@ class VllmEngine(Engine):
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        from service.engines.vllm_stats import queue_seconds
+        from lethe.service.engines.vllm_stats import queue_seconds
 
         if self._active >= self.options.max_num_seqs + self.options.max_queue:
             raise QueueFull(

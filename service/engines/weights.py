@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from service.errors import InvalidRequest
+from lethe.service.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 

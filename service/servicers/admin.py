@@ -4,11 +4,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.config import VariantSpec
-from service.errors import InvalidRequest
-from service.gen.lethe.v1 import admin_pb2, admin_pb2_grpc
-from service.registry import VariantRegistry
-from service.servicers.convert import policy_from_proto, variant_details
+from lethe.service.config import VariantSpec
+from lethe.service.errors import InvalidRequest
+from lethe.service.gen.lethe.v1 import admin_pb2, admin_pb2_grpc
+from lethe.service.registry import VariantRegistry
+from lethe.service.servicers.convert import policy_from_proto, variant_details
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):

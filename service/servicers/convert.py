@@ -5,12 +5,12 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from retrieval.augment import RetrievalPolicy
-from retrieval.index import IndexInfo
-from retrieval.passages import Hit
-from service.errors import InvalidRequest
-from service.gen.lethe.v1 import admin_pb2, common_pb2, inference_pb2, retrieval_pb2
-from service.registry import FAILED, LOADING, READY, UNLOADING, Variant, VariantRegistry
+from lethe.retrieval.augment import RetrievalPolicy
+from lethe.retrieval.index import IndexInfo
+from lethe.retrieval.passages import Hit
+from lethe.service.errors import InvalidRequest
+from lethe.service.gen.lethe.v1 import admin_pb2, common_pb2, inference_pb2, retrieval_pb2
+from lethe.service.registry import FAILED, LOADING, READY, UNLOADING, Variant, VariantRegistry
 
 STATUS = {
     LOADING: common_pb2.VARIANT_STATUS_LOADING,

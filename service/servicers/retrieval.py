@@ -6,12 +6,12 @@ import json
 import threading
 from typing import Any
 
-from retrieval.documents import Document, parse_documents
-from retrieval.store import MetadataFilter
-from service.errors import InvalidRequest
-from service.gen.lethe.v1 import retrieval_pb2, retrieval_pb2_grpc
-from service.indexes import IndexRegistry
-from service.servicers.convert import index_info_to_proto, passage_to_proto
+from lethe.retrieval.documents import Document, parse_documents
+from lethe.retrieval.store import MetadataFilter
+from lethe.service.errors import InvalidRequest
+from lethe.service.gen.lethe.v1 import retrieval_pb2, retrieval_pb2_grpc
+from lethe.service.indexes import IndexRegistry
+from lethe.service.servicers.convert import index_info_to_proto, passage_to_proto
 
 
 class _Abandoned(Exception):

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from edits.apply_job import apply_edit
-from edits.checkpoint import EDIT_MANIFEST
-from edits.collection_job import CollectRequest, collect
-from edits.errors import AlreadyExists, InvalidArgument
-from edits.fingerprint import model_fingerprint
-from edits.recipe import Recipe
+from lethe.edits.apply_job import apply_edit
+from lethe.edits.checkpoint import EDIT_MANIFEST
+from lethe.edits.collection_job import CollectRequest, collect
+from lethe.edits.errors import AlreadyExists, InvalidArgument
+from lethe.edits.fingerprint import model_fingerprint
+from lethe.edits.recipe import Recipe
 from tests.tiny_models import save_tiny_model
 
 
@@ -101,9 +101,9 @@ def test_eigendecompositions_are_cached_in_the_store(
 _KILL_DURING_WRITE = """
 import os, signal, sys
 from pathlib import Path
-import edits.checkpoint as checkpoint
-from edits.apply_job import apply_edit
-from edits.recipe import Recipe
+import lethe.edits.checkpoint as checkpoint
+from lethe.edits.apply_job import apply_edit
+from lethe.edits.recipe import Recipe
 
 original = checkpoint._rewrite_shard
 def rewrite_then_die(*args, **kwargs):

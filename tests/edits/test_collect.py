@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edits.architectures import layout_for
-from edits.collect import Collector, FactorSums, sample_labels
-from edits.collection_job import CollectRequest, collect, partial_dir
-from edits.corpus import PackedTextSource
-from edits.factor_store import FactorStore
+from lethe.edits.architectures import layout_for
+from lethe.edits.collect import Collector, FactorSums, sample_labels
+from lethe.edits.collection_job import CollectRequest, collect, partial_dir
+from lethe.edits.corpus import PackedTextSource
+from lethe.edits.factor_store import FactorStore
 from tests.tiny_models import build_model, build_tokenizer, save_tiny_model
 
 
@@ -163,7 +163,7 @@ def test_interrupted_collection_resumes_to_the_uninterrupted_result(
 def test_partial_sums_with_other_settings_are_not_mixed_in(
     tiny_llama: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
-    from edits.errors import AlreadyExists
+    from lethe.edits.errors import AlreadyExists
 
     base = {
         "model": tiny_llama,
@@ -189,7 +189,7 @@ def test_partial_sums_with_other_settings_are_not_mixed_in(
 def test_finished_store_is_reused_and_other_settings_refused(
     tiny_llama: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edits.errors import AlreadyExists
+    from lethe.edits.errors import AlreadyExists
 
     request = CollectRequest(
         model=tiny_llama,
@@ -207,7 +207,7 @@ def test_finished_store_is_reused_and_other_settings_refused(
     def no_loading(*_args: object) -> None:
         raise AssertionError("a finished store is answered without loading the model")
 
-    monkeypatch.setattr("edits.collection_job.load_causal_lm", no_loading)
+    monkeypatch.setattr("lethe.edits.collection_job.load_causal_lm", no_loading)
     again = collect(request, on_batch=lambda *args: calls.append(args))
     assert calls == [] and again.fingerprint == first.fingerprint
     with pytest.raises(AlreadyExists, match="other settings"):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[2]
 def lethe(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"LETHE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "lethe.service.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

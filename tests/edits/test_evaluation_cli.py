@@ -8,9 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edits.evaluation.schema import read_report
-from edits.testbed.vocabulary import build_tokenizer, vocabulary
-from service.cli import app, main
+from lethe.edits.evaluation.schema import read_report
+from lethe.edits.testbed.vocabulary import build_tokenizer, vocabulary
+from lethe.service.cli import app, main
 
 
 def _save_tiny(directory: Path, seed: int) -> Path:

@@ -6,18 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edits.evaluation.agreement import AgreementSettings, agreement_sums, ndcg_at_k
-from edits.evaluation.batching import left_pad
-from edits.evaluation.datasets import MemorizationItem
-from edits.evaluation.generation import greedy_generate
-from edits.evaluation.levenshtein import levenshtein, similarity
-from edits.evaluation.memorization import (
+from lethe.edits.evaluation.agreement import AgreementSettings, agreement_sums, ndcg_at_k
+from lethe.edits.evaluation.batching import left_pad
+from lethe.edits.evaluation.datasets import MemorizationItem
+from lethe.edits.evaluation.generation import greedy_generate
+from lethe.edits.evaluation.levenshtein import levenshtein, similarity
+from lethe.edits.evaluation.memorization import (
     MemorizationSettings,
     aggregate,
     extraction_strength,
     score_items,
 )
-from edits.evaluation.perplexity import total_loss
+from lethe.edits.evaluation.perplexity import total_loss
 
 VOCAB = 40
 PAD = 0
@@ -194,7 +194,7 @@ class _WordTokenizer:
 
 
 def test_every_block_starts_like_a_document_and_the_text_is_cut_once() -> None:
-    from edits.evaluation.token_stream import token_blocks
+    from lethe.edits.evaluation.token_stream import token_blocks
 
     texts = ["a bb ccc dddd eeeee ffffff g", "hh iii"]  # ids 11 12 13 14 15 16 11, then 12 13
     with_bos = token_blocks(_WordTokenizer(bos=True), texts, seq_len=4)

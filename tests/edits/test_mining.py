@@ -10,8 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edits.evaluation import mining
-from edits.evaluation.mining import (
+from lethe.edits.evaluation import mining
+from lethe.edits.evaluation.mining import (
     Candidate,
     MiningSettings,
     Span,
@@ -23,10 +23,10 @@ from edits.evaluation.mining import (
     token_ends,
     window_spans,
 )
-from edits.evaluation.mining_report import build_report
-from edits.evaluation.schema import DataRef, ModelRef, read_report
-from edits.evaluation.sources import SourceText, boundaries, load_sources
-from service.cli import app, main
+from lethe.edits.evaluation.mining_report import build_report
+from lethe.edits.evaluation.schema import DataRef, ModelRef, read_report
+from lethe.edits.evaluation.sources import SourceText, boundaries, load_sources
+from lethe.service.cli import app, main
 
 WORDS = "the cat sat on a mat dog ran to red hill sun set over old stone wall moon rose".split()
 

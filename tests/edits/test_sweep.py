@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from edits.apply_job import apply_edit
-from edits.collection_job import CollectRequest, collect
-from edits.errors import InvalidArgument
-from edits.evaluation.generation import greedy_generate
-from edits.evaluation.loading import load_model
-from edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
-from edits.recipe import Recipe
-from edits.sweep import (
+from lethe.edits.apply_job import apply_edit
+from lethe.edits.collection_job import CollectRequest, collect
+from lethe.edits.errors import InvalidArgument
+from lethe.edits.evaluation.generation import greedy_generate
+from lethe.edits.evaluation.loading import load_model
+from lethe.edits.evaluation.perplexity import PerplexitySettings, evaluate_perplexity
+from lethe.edits.recipe import Recipe
+from lethe.edits.sweep import (
     BASE,
     SweepGrid,
     SweepSettings,
@@ -22,7 +22,7 @@ from edits.sweep import (
     recitation_shares,
     run_sweep,
 )
-from edits.sweep_report import sweep_plot, sweep_table
+from lethe.edits.sweep_report import sweep_plot, sweep_table
 from tests.edits.test_edit_cli import lethe
 
 # Block 1 alone comes after blocks 0-1: an unrestored block 0 would leak into its rows.

@@ -4,13 +4,13 @@ import json
 
 import torch
 
-from edits.testbed.build import build_testbed, config_key, is_built
-from edits.testbed.calibration import calibrate_keep_mass
-from edits.testbed.config import DataConfig, ModelConfig, TestbedConfig, TrainConfig
-from edits.testbed.data import KINDS, generate
-from edits.testbed.pipeline import collect_clean_factors, random_orthogonal
-from edits.testbed.training import build_model, train
-from edits.testbed.vocabulary import UNK, build_tokenizer, vocabulary
+from lethe.edits.testbed.build import build_testbed, config_key, is_built
+from lethe.edits.testbed.calibration import calibrate_keep_mass
+from lethe.edits.testbed.config import DataConfig, ModelConfig, TestbedConfig, TrainConfig
+from lethe.edits.testbed.data import KINDS, generate
+from lethe.edits.testbed.pipeline import collect_clean_factors, random_orthogonal
+from lethe.edits.testbed.training import build_model, train
+from lethe.edits.testbed.vocabulary import UNK, build_tokenizer, vocabulary
 
 SMALL_DATA = DataConfig(
     n_facts=10, n_canaries=4, n_validation_canaries=4, n_open_book_train=30, n_open_book_test=10,

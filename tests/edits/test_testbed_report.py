@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from edits.testbed.report import before_after_table, sweep_plot, sweep_table
-from service.cli import main
+from lethe.edits.testbed.report import before_after_table, sweep_plot, sweep_table
+from lethe.service.cli import main
 
 BEFORE = {"canaries": 1.0, "rule": 0.9, "open_book": 1.0, "perplexity": 4.0}
 AFTER = {"canaries": 0.025, "rule": 0.88, "open_book": 0.995, "perplexity": 4.2}

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from edits.apply_job import apply_edit
-from edits.checkpoint import read_tensors
-from edits.collection_job import CollectRequest, collect
-from edits.recipe import Recipe
+from lethe.edits.apply_job import apply_edit
+from lethe.edits.checkpoint import read_tensors
+from lethe.edits.collection_job import CollectRequest, collect
+from lethe.edits.recipe import Recipe
 from tests.service.conftest import ServerThread, settings_for
 from tests.service.tiny import build_tiny_llama
 from tests.tiny_models import write_corpus
@@ -27,8 +27,8 @@ def _greedy(model_dir: Path, prompt: str, tokens: int) -> str:
 
 @pytest.mark.slow
 def test_real_edit_is_served_beside_its_parent(tmp_path: Path) -> None:
-    from service.client import LetheClient
-    from service.config import VariantSpec
+    from lethe.service.client import LetheClient
+    from lethe.service.config import VariantSpec
 
     base = build_tiny_llama(tmp_path / "base")
     factors = tmp_path / "factors"

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from edits.evaluation.schema import read_report
-from edits.testbed.build import build_testbed, config_key, is_built
-from edits.testbed.calibration import calibrate_keep_mass
-from edits.testbed.config import TestbedConfig
-from edits.testbed.pipeline import random_basis_control
-from edits.testbed.report import before_after_table
-from edits.testbed.tasks import task_accuracy
+from lethe.edits.evaluation.schema import read_report
+from lethe.edits.testbed.build import build_testbed, config_key, is_built
+from lethe.edits.testbed.calibration import calibrate_keep_mass
+from lethe.edits.testbed.config import TestbedConfig
+from lethe.edits.testbed.pipeline import random_basis_control
+from lethe.edits.testbed.report import before_after_table
+from lethe.edits.testbed.tasks import task_accuracy
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def expect(request: pytest.FixtureRequest, seed: int, check: str) -> None:
 
 def lethe(*args: str | Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", *map(str, args)],
+        [sys.executable, "-m", "lethe.service.cli", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.demo import load_questions
+from lethe.retrieval.demo import load_questions
 from tests.service.tiny import build_edited_variant, build_tiny_llama
 
-LETHE = [sys.executable, "-m", "service.cli"]
+LETHE = [sys.executable, "-m", "lethe.service.cli"]
 ROOT = Path(__file__).parents[2]
 
 

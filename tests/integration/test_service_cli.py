@@ -12,7 +12,7 @@ import pytest
 
 from tests.service.tiny import build_edited_variant, build_tiny_llama
 
-LETHE = [sys.executable, "-m", "service.cli"]
+LETHE = [sys.executable, "-m", "lethe.service.cli"]
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.documents import Document
-from retrieval.embedding import TransformerEmbedder, load_embedder
-from retrieval.index import KnowledgeIndex
+from lethe.retrieval.documents import Document
+from lethe.retrieval.embedding import TransformerEmbedder, load_embedder
+from lethe.retrieval.index import KnowledgeIndex
 
 CITY_DOCS = [
     Document(

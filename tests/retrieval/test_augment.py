@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
-from retrieval.passages import Hit, Passage
+from lethe.retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
+from lethe.retrieval.passages import Hit, Passage
 
 
 def _hit(pid: str, text: str, score: float, title: str | None = None) -> Hit:

@@ -3,9 +3,9 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from retrieval.chunking import ChunkerConfig, chunk_document
-from retrieval.documents import Document
-from retrieval.embedding import TransformerEmbedder
+from lethe.retrieval.chunking import ChunkerConfig, chunk_document
+from lethe.retrieval.documents import Document
+from lethe.retrieval.embedding import TransformerEmbedder
 
 
 def long_document() -> Document:

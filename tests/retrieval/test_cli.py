@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from retrieval.embedding import TransformerEmbedder
-from service.cli import app, main
+from lethe.retrieval.embedding import TransformerEmbedder
+from lethe.service.cli import app, main
 from tests.retrieval.conftest import CITY_DOCS, NEW_DOC
 
 runner = CliRunner()

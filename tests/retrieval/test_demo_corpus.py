@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.demo import facts_path, load_questions, open_or_build_demo_index
-from retrieval.documents import load_documents
-from retrieval.embedding import TransformerEmbedder
-from retrieval.evaluation import contains_answer, exact_match, normalize, retrieval_recall
+from lethe.retrieval.demo import facts_path, load_questions, open_or_build_demo_index
+from lethe.retrieval.documents import load_documents
+from lethe.retrieval.embedding import TransformerEmbedder
+from lethe.retrieval.evaluation import contains_answer, exact_match, normalize, retrieval_recall
 
 
 def test_corpus_and_questions_are_well_formed() -> None:

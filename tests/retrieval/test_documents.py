@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.documents import load_documents
-from retrieval.errors import InvalidArgument, NotFound
+from lethe.retrieval.documents import load_documents
+from lethe.retrieval.errors import InvalidArgument, NotFound
 
 
 def write(path: Path, lines: list[str]) -> Path:

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.embedding import DEFAULT_EMBEDDER, TransformerEmbedder, load_embedder
-from retrieval.errors import NotFound
+from lethe.retrieval.embedding import DEFAULT_EMBEDDER, TransformerEmbedder, load_embedder
+from lethe.retrieval.errors import NotFound
 
 
 def test_packaged_model_is_minilm_with_unit_vectors(embedder: TransformerEmbedder) -> None:

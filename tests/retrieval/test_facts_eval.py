@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edits.evaluation.schema import read_report
-from retrieval.augment import RetrievalPolicy, augment_prompt
-from retrieval.demo import Question, load_questions
-from retrieval.embedding import TransformerEmbedder
-from retrieval.evaluation import contains_answer
-from retrieval.facts_eval import (
+from lethe.edits.evaluation.schema import read_report
+from lethe.retrieval.augment import RetrievalPolicy, augment_prompt
+from lethe.retrieval.demo import Question, load_questions
+from lethe.retrieval.embedding import TransformerEmbedder
+from lethe.retrieval.evaluation import contains_answer
+from lethe.retrieval.facts_eval import (
     FEW_SHOT,
     cut_answer,
     evaluate_facts,
@@ -24,9 +24,9 @@ from retrieval.facts_eval import (
     retrieve,
     score_completion,
 )
-from retrieval.index import KnowledgeIndex
-from retrieval.passages import Hit, Passage
-from service.cli import app, main
+from lethe.retrieval.index import KnowledgeIndex
+from lethe.retrieval.passages import Hit, Passage
+from lethe.service.cli import app, main
 from tests.service.tiny import build_tiny_llama
 
 # Two famous questions answered by the city documents, three obscure ones of which the last is
@@ -240,7 +240,7 @@ def test_other_sets_default_to_closed_book(tiny_models, question_set, tmp_path, 
 def test_packaged_set_uses_the_demo_index_by_default(
     tiny_models, tmp_path, lethe_home, embedder: TransformerEmbedder
 ) -> None:
-    from retrieval.demo import questions_path
+    from lethe.retrieval.demo import questions_path
 
     out = tmp_path / "facts.json"
     args = ["eval", "facts", "--model", str(tiny_models[0]), "--set", str(questions_path()),

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.documents import Document
-from retrieval.embedding import TransformerEmbedder
-from retrieval.errors import AlreadyExists, EmbedderMismatch, IndexCorrupt, InvalidArgument, NotFound
-from retrieval.index import KnowledgeIndex, SearchLimits
-from retrieval.manifest import FORMAT_VERSION, Manifest
-from retrieval.snapshots import CURRENT
-from retrieval.vectors import IndexConfig, VectorIndex
+from lethe.retrieval.documents import Document
+from lethe.retrieval.embedding import TransformerEmbedder
+from lethe.retrieval.errors import AlreadyExists, EmbedderMismatch, IndexCorrupt, InvalidArgument, NotFound
+from lethe.retrieval.index import KnowledgeIndex, SearchLimits
+from lethe.retrieval.manifest import FORMAT_VERSION, Manifest
+from lethe.retrieval.snapshots import CURRENT
+from lethe.retrieval.vectors import IndexConfig, VectorIndex
 from tests.retrieval.conftest import CITY_DOCS, NEW_DOC
 
 
@@ -328,7 +328,7 @@ def test_damaged_or_foreign_format_indexes_are_refused(
 def test_opening_retries_when_a_writer_sweeps_the_snapshot_away(
     tmp_path: Path, embedder: TransformerEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import retrieval.index as index_module
+    import lethe.retrieval.index as index_module
 
     writer = KnowledgeIndex.build(tmp_path / "i", CITY_DOCS[:2], embedder, keep_snapshots=1)
     load = index_module._load_snapshot

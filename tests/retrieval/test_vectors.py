@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.vectors import IndexConfig, VectorIndex
+from lethe.retrieval.vectors import IndexConfig, VectorIndex
 from tests.retrieval.conftest import clustered_vectors
 
 KINDS = ["flat", "hnsw", "ivf"]

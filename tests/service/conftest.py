@@ -24,7 +24,7 @@ class ServerThread:
     """A `LetheServer` running on its own event loop in a background thread."""
 
     def __init__(self, settings, variants) -> None:
-        from service.server import LetheServer
+        from lethe.service.server import LetheServer
 
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -44,7 +44,7 @@ class ServerThread:
 
 
 def settings_for(**overrides):
-    from service.config import ServeSettings
+    from lethe.service.config import ServeSettings
 
     base = dict(
         host="127.0.0.1",
@@ -78,7 +78,7 @@ def start_server():
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory) -> Iterator[ServerThread]:
     """One server with a base model and a pruned variant of it, shared by read-only tests."""
-    from service.config import VariantSpec
+    from lethe.service.config import VariantSpec
 
     root = tmp_path_factory.mktemp("shared")
     base = build_tiny_llama(root / "base", max_positions=4096)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from retrieval.documents import Document
-from retrieval.embedding import load_embedder
-from retrieval.index import KnowledgeIndex
+from lethe.retrieval.documents import Document
+from lethe.retrieval.embedding import load_embedder
+from lethe.retrieval.index import KnowledgeIndex
 
 FACTS = [
     Document(

@@ -7,8 +7,8 @@ import urllib.request
 import grpc
 import pytest
 
-from service.client import LetheClient
-from service.config import AuthSettings, TlsSettings, TokenSettings, VariantSpec
+from lethe.service.client import LetheClient
+from lethe.service.config import AuthSettings, TlsSettings, TokenSettings, VariantSpec
 from tests.service.tiny import build_edited_variant
 
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from service.config import VariantSpec, load_settings
-from service.errors import InvalidRequest
-from service.startup import initial_variants, parse_variant_flag
+from lethe.service.config import VariantSpec, load_settings
+from lethe.service.errors import InvalidRequest
+from lethe.service.startup import initial_variants, parse_variant_flag
 from tests.service.tiny import build_edited_variant
 
 

@@ -5,10 +5,10 @@ import asyncio
 import pytest
 import torch
 
-from service.engines.base import GenerationRequest, Sampling
-from service.engines.transformers_engine import TransformersEngine, TransformersOptions
-from service.engines.weights import load_model
-from service.errors import QueueFull
+from lethe.service.engines.base import GenerationRequest, Sampling
+from lethe.service.engines.transformers_engine import TransformersEngine, TransformersOptions
+from lethe.service.engines.weights import load_model
+from lethe.service.errors import QueueFull
 
 PROMPTS = ["Hello world", "The quick brown fox jumps", "a", "Lorem ipsum dolor sit amet, consec"]
 
@@ -131,7 +131,7 @@ def test_cancellation_frees_the_row_and_the_queue_is_bounded(loaded):
 
 
 def test_prompt_longer_than_the_context_is_refused(tmp_path):
-    from service.errors import InvalidRequest
+    from lethe.service.errors import InvalidRequest
     from tests.service.tiny import build_tiny_llama
 
     model, tokenizer = load_model(build_tiny_llama(tmp_path / "short", max_positions=16))

@@ -6,8 +6,8 @@ import time
 import grpc
 import pytest
 
-from service.client import LetheClient
-from service.config import VariantSpec
+from lethe.service.client import LetheClient
+from lethe.service.config import VariantSpec
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +82,16 @@ def test_load_errors(client, tmp_path):
 
 
 def test_variant_still_loading_is_unavailable(start_server, tiny_model, monkeypatch):
-    import service.registry
+    from lethe.service import registry
 
     gate = threading.Event()
-    real = service.registry.resolve_source
+    real = registry.resolve_source
 
     def slow_resolve(spec):
         gate.wait(30)
         return real(spec)
 
-    monkeypatch.setattr(service.registry, "resolve_source", slow_resolve)
+    monkeypatch.setattr(registry, "resolve_source", slow_resolve)
     server = start_server([])
     with LetheClient(server.target, timeout=30) as client:
         details = client.load_variant("slow", model=str(tiny_model), wait=False)

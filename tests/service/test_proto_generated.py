@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from service.protogen import GEN_DIR, generate, proto_files
+from lethe.service.protogen import GEN_DIR, generate, proto_files
 
 
 def test_committed_code_matches_the_protos(tmp_path: Path):
@@ -15,12 +15,12 @@ def test_committed_code_matches_the_protos(tmp_path: Path):
             stale.append(str(committed))
     committed_modules = {p.relative_to(GEN_DIR) for p in (GEN_DIR / "lethe").rglob("*.py*")}
     fresh_modules = {p.relative_to(tmp_path) for p in written}
-    assert not stale, f"regenerate with `python -m service.protogen`: {stale}"
+    assert not stale, f"regenerate with `python -m lethe.service.protogen`: {stale}"
     assert committed_modules == fresh_modules
 
 
 def test_contract_names():
-    from service.gen.lethe.v1 import inference_pb2
+    from lethe.service.gen.lethe.v1 import inference_pb2
 
     fields = {f.name for f in inference_pb2.GenerateRequest.DESCRIPTOR.fields}
     assert fields >= {"variant", "prompt", "sampling", "request_id"}
@@ -34,7 +34,7 @@ def test_contract_names():
 
 
 def test_retrieval_contract_names():
-    from service.gen.lethe.v1 import inference_pb2, retrieval_pb2
+    from lethe.service.gen.lethe.v1 import inference_pb2, retrieval_pb2
 
     reads = retrieval_pb2.DESCRIPTOR.services_by_name["Retrieval"]
     assert {m.name for m in reads.methods} == {"Search", "IndexStats", "ListIndexes"}

@@ -5,10 +5,10 @@ import asyncio
 
 import pytest
 
-from retrieval.augment import RetrievalPolicy
-from service.config import IndexSpec, VariantSpec, load_settings
-from service.errors import IndexOpenFailed, InvalidRequest, UnknownIndex, UnknownVariant
-from service.startup import DEMO_POLICY, demo_rag_variants, initial_indexes, initial_variants
+from lethe.retrieval.augment import RetrievalPolicy
+from lethe.service.config import IndexSpec, VariantSpec, load_settings
+from lethe.service.errors import IndexOpenFailed, InvalidRequest, UnknownIndex, UnknownVariant
+from lethe.service.startup import DEMO_POLICY, demo_rag_variants, initial_indexes, initial_variants
 from tests.service.conftest import ServerThread, settings_for
 from tests.service.knowledge import build_index
 from tests.service.tiny import build_edited_variant
@@ -72,7 +72,7 @@ def test_configuration_checks(tmp_path):
 
 def start_failure(settings, variants) -> Exception:
     """The error `LetheServer.start` raises; the port it bound is released."""
-    from service.server import LetheServer
+    from lethe.service.server import LetheServer
 
     server = LetheServer(settings, variants)
     with pytest.raises(Exception) as error:
@@ -103,8 +103,8 @@ def test_a_misconfigured_index_or_policy_stops_the_start(tiny_model, tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_index_is_built_on_first_start_and_reused(tmp_path, tiny_model, tiny_variant):
-    from retrieval.demo import load_questions
-    from service.client import LetheClient
+    from lethe.retrieval.demo import load_questions
+    from lethe.service.client import LetheClient
 
     demo = IndexSpec(name="demo", path=tmp_path / "home" / "indexes" / "demo", demo=True)
     variants = [

@@ -3,8 +3,8 @@
 import grpc
 import pytest
 
-from service.client import LetheClient
-from service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
+from lethe.service.client import LetheClient
+from lethe.service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
 
 
 @pytest.fixture(scope="module")
