@@ -8,7 +8,7 @@ Plain functions and classes over domain types (no gRPC here):
   `.delete_documents`, `.info`, `.refresh`; `SearchLimits`
 - `retrieval.vectors`: `IndexConfig` (flat / hnsw / ivf / auto) and the FAISS wrapper
 - `retrieval.demo`: the shipped fact corpus and question set; `retrieval.evaluation`: recall@k
-- `retrieval.errors`: `RetrievalError` and subclasses, each with a `kind`
+- `retrieval.errors`: retrieval's errors in the shared hierarchy (`lethe.edits.errors.LetheError`)
 
 Heavy dependencies (torch, transformers, faiss) are imported only when used.
 """

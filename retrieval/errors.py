@@ -1,35 +1,20 @@
-"""Errors a caller can fix. Each carries a `kind`; the service maps kinds to gRPC codes."""
+"""Retrieval's errors: the shared hierarchy (`lethe.edits.errors`) plus two of its own."""
 
-from typing import Literal
+from lethe.edits.errors import AlreadyExists, FailedPrecondition, InvalidArgument, LetheError, NotFound
 
-ErrorKind = Literal["invalid_argument", "not_found", "already_exists", "failed_precondition", "unavailable"]
-
-
-class RetrievalError(Exception):
-    """Base class: the message says what is wrong and what to do about it."""
-
-    kind: ErrorKind = "invalid_argument"
-
-
-class InvalidArgument(RetrievalError):
-    kind: ErrorKind = "invalid_argument"
+__all__ = [
+    "AlreadyExists",
+    "EmbedderMismatch",
+    "IndexCorrupt",
+    "InvalidArgument",
+    "LetheError",
+    "NotFound",
+]
 
 
-class NotFound(RetrievalError):
-    kind: ErrorKind = "not_found"
-
-
-class AlreadyExists(RetrievalError):
-    kind: ErrorKind = "already_exists"
-
-
-class EmbedderMismatch(RetrievalError):
+class EmbedderMismatch(FailedPrecondition):
     """The index was built with another embedder; its vectors are not comparable."""
 
-    kind: ErrorKind = "failed_precondition"
 
-
-class IndexCorrupt(RetrievalError):
+class IndexCorrupt(FailedPrecondition):
     """The index directory exists but its files are unreadable or inconsistent."""
-
-    kind: ErrorKind = "failed_precondition"

@@ -10,13 +10,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from lethe.edits.errors import LetheError
 from lethe.retrieval.documents import Document
-from lethe.retrieval.errors import NotFound, RetrievalError
+from lethe.retrieval.errors import NotFound
 from lethe.retrieval.index import ChangeResult, IndexInfo, KnowledgeIndex
 from lethe.retrieval.passages import Hit
 from lethe.retrieval.store import MetadataFilter
 from lethe.service.config import IndexSpec
-from lethe.service.errors import IndexOpenFailed, IndexUnavailable, InvalidRequest, ServiceError, UnknownIndex
+from lethe.service.errors import IndexOpenFailed, IndexUnavailable, InvalidRequest, UnknownIndex
 from lethe.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class IndexRegistry:
             started = time.perf_counter()
             try:
                 index = await asyncio.to_thread(open_index, spec)
-            except (RetrievalError, ServiceError, OSError) as error:
+            except (LetheError, OSError) as error:
                 raise IndexOpenFailed(f"index {spec.name!r}: {error}") from error
             self._open[spec.name] = index
             self._record_size(spec.name, index)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import grpc
 
-from lethe.service.errors import status_for
+from lethe.service.status import status_for
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _map_errors(behaviour: Callable, *, streaming: bool) -> Callable:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns any exception a servicer raises into its gRPC status (see `errors.status_for`)."""
+    """Turns any exception a servicer raises into its gRPC status (see `status.status_for`)."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)

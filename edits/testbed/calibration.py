@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lethe.edits.apply_job import edit_matrices, validate
-from lethe.edits.errors import EditError, ErrorKind
+from lethe.edits.errors import ErrorKind, LetheError
 from lethe.edits.evaluation.loading import load_model
 from lethe.edits.evaluation.memorization import MemorizationSettings, evaluate_memorization
 from lethe.edits.factor_store import FactorStore
@@ -26,7 +26,7 @@ GRID = tuple(round(0.999 - 0.001 * step, 3) for step in range(50))
 """rho from 0.999 down to 0.950 in steps of 0.001, the region where the testbed's window lies."""
 
 
-class CalibrationFailed(EditError):
+class CalibrationFailed(LetheError):
     kind: ErrorKind = "failed_precondition"
 
 

@@ -4,9 +4,7 @@ import sys
 
 import typer
 
-from lethe.edits.errors import EditError
-from lethe.retrieval.errors import RetrievalError
-from lethe.service.errors import ServiceError
+from lethe.edits.errors import LetheError
 
 app = typer.Typer(
     name="lethe",
@@ -33,13 +31,11 @@ def _register() -> None:
 
 _register()
 
-# Errors that carry a message meant for the user: printed without a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (EditError, RetrievalError, ServiceError)
 
 
 def main() -> None:
     try:
         app()
-    except USER_ERRORS as error:
+    except LetheError as error:  # meant for the user: printed without a traceback
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)

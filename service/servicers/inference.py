@@ -12,13 +12,14 @@ import grpc
 
 from lethe.service.config import ServeSettings
 from lethe.service.engines.base import Chunk, GenerationRequest
-from lethe.service.errors import InvalidRequest, status_for
+from lethe.service.errors import InvalidRequest
 from lethe.service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
 from lethe.service.indexes import IndexRegistry
 from lethe.service.metrics import Metrics
 from lethe.service.rag import augment
 from lethe.service.registry import VariantRegistry
 from lethe.service.servicers.convert import retrieved_passages, variant_summary
+from lethe.service.status import status_for
 from lethe.service.validation import check_prompt, request_id, sampling_from_proto
 
 
