@@ -100,25 +100,27 @@ async def _memory(model: Path, checkpoints: list[Path], shared: bool) -> dict:
     import gc
 
     from lethe.service.config import ServeSettings, VariantSpec
-    from lethe.service.registry import VariantRegistry
+    from lethe.service.catalog import Catalog
+    from lethe.service.variants import VariantManager
 
     before = rss_bytes()
-    registry = VariantRegistry(ServeSettings(share_parent_weights=shared, metrics_port=None))
-    await registry.load(VariantSpec(name="base", model=str(model)))
+    catalog = Catalog()
+    manager = VariantManager(ServeSettings(share_parent_weights=shared, metrics_port=None), catalog)
+    await manager.load(VariantSpec(name="base", model=str(model)))
     for i, checkpoint in enumerate(checkpoints):
-        await registry.load(VariantSpec(name=f"pruned-{i}", checkpoint=checkpoint))
-    failed = [v.error for v in registry.list() if v.status != "ready"]
+        await manager.load(VariantSpec(name=f"pruned-{i}", checkpoint=checkpoint))
+    failed = [v.error for v in catalog.list() if not v.serving]
     assert not failed, failed
     # Make every parameter page resident (safetensors maps files lazily; untouched embedding rows
     # would otherwise not count) and hand freed heap back to the OS before reading the RSS.
-    for variant in registry.list():
+    for variant in catalog.list():
         for param in variant.engine.model.parameters():
             param.sum()
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
-    own = sum(v.memory().own_bytes for v in registry.list())
+    own = sum(v.memory().own_bytes for v in catalog.list())
     rss = rss_bytes()
-    await registry.close()
+    await manager.close()
     return {"rss": rss, "baseline_rss": before, "own_parameter_bytes": own}
 
 

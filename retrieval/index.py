@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]
 class SearchLimits(BaseModel):
     """Bounds on a search request; requests outside them are refused, not clipped."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_k: int = Field(default=100, gt=0, description="Largest k a search may ask for.")
     max_query_chars: int = Field(default=4000, gt=0, description="Longest query, in characters.")

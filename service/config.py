@@ -1,11 +1,14 @@
 """Server configuration: a YAML file, then `LETHE_*` environment variables, then CLI flags.
 
-Nested fields use `__` in the environment, e.g. `LETHE_AUTH__ADMIN_TOKEN_FILE=/run/secrets/admin`.
+Nested fields use `__` in the environment, e.g. `LETHE_AUTH__ADMIN__TOKEN_FILE=/run/secrets/admin`.
+Every section rejects keys it does not know, in the YAML file and in `LETHE_*` variables alike: a
+typo is an error that names the key, never a setting silently left at its default.
 """
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -17,9 +20,9 @@ from pydantic_settings import (
 
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.retrieval.index import SearchLimits
+from lethe.service.engines.options import EngineName, EngineOptions, options_model
 from lethe.service.errors import InvalidRequest
 
-EngineName = Literal["transformers", "vllm"]
 _YAML_FILE: ContextVar[Path | None] = ContextVar("lethe_yaml_file", default=None)
 NAME_PATTERN = r"^[A-Za-z0-9._+-]+$"
 
@@ -73,26 +76,43 @@ class IndexSpec(BaseModel):
 class TokenSettings(BaseModel):
     """A bearer token, given inline (env) or in a file; unset means no auth for that service."""
 
+    model_config = ConfigDict(extra="forbid")
+
     token: SecretStr | None = None
     token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "TokenSettings":
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give `token` or `token_file`, not both")
+        if self.token is not None and not self.token.get_secret_value().strip():
+            raise ValueError("`token` is empty: set a secret or remove the key")
+        return self
 
     def value(self) -> str | None:
         if self.token is not None:
             return self.token.get_secret_value()
         if self.token_file is not None:
             try:
-                return self.token_file.read_text().strip()
+                secret = self.token_file.read_text().strip()
             except OSError as error:
                 raise InvalidRequest("token_file", f"cannot read {self.token_file}: {error}") from None
+            if not secret:
+                raise InvalidRequest("token_file", f"{self.token_file} is empty: write the token into it")
+            return secret
         return None
 
 
 class AuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     inference: TokenSettings = Field(default_factory=TokenSettings)
     admin: TokenSettings = Field(default_factory=TokenSettings)
 
 
 class TlsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     cert_file: Path | None = None
     key_file: Path | None = None
     # When set, clients must present a certificate signed by this CA (mutual TLS).
@@ -135,6 +155,8 @@ class ServeSettings(BaseSettings):
     max_batch_size: int = Field(8, ge=1)
     max_queue: int = Field(64, ge=0)
     grace_seconds: float = Field(10.0, ge=0)
+    # How often engines are asked whether they can still serve (readiness follows the answer).
+    engine_health_interval_s: float = Field(5.0, gt=0)
     # Pruned variants of a loaded parent reuse its unchanged tensors; False loads each in full.
     share_parent_weights: bool = True
     # torch intra-op threads for the transformers engines (None: torch's default, one per core).
@@ -142,6 +164,31 @@ class ServeSettings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    # Where edit jobs, experiments and exposures are kept (a SQLAlchemy URL). None: an SQLite file
+    # under LETHE_HOME; replicas that must share them use PostgreSQL (`postgresql+psycopg://...`).
+    database_url: str | None = Field(None, min_length=1)
+
+    def engine_options(self, spec: VariantSpec) -> EngineOptions:
+        """The typed options of `spec`'s engine: its `options` over the server-wide defaults.
+        Raises InvalidRequest naming `options.KEY` for a key or value the engine does not take."""
+        from pydantic import ValidationError
+
+        engine = spec.engine or self.engine
+        values = dict(spec.options)
+        if engine == "transformers":
+            values.setdefault("max_batch_size", self.max_batch_size)
+            values.setdefault("max_queue", self.max_queue)
+        try:
+            return options_model(engine).model_validate(values)
+        except ValidationError as error:
+            raise InvalidRequest(f"variants.{spec.name}.options", _explain(error)) from None
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> "ServeSettings":
+        for spec in self.variants:
+            if spec.alias_of is None:
+                self.engine_options(spec)
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> "ServeSettings":
@@ -170,12 +217,36 @@ class ServeSettings(BaseSettings):
         return tuple(sources)
 
 
+# `LETHE_*` variables that are not server settings: the home folder, the CLI client's target and
+# token, and the benchmarks' scratch folder.
+NOT_SETTINGS = frozenset({"LETHE_HOME", "LETHE_TARGET", "LETHE_TOKEN", "LETHE_BENCH_TMP"})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`LETHE_*` variables that name no setting (pydantic-settings ignores them silently)."""
+    fields = {name.upper() for name in ServeSettings.model_fields}
+    return sorted(
+        key
+        for key in environ
+        if key.startswith("LETHE_")
+        and key not in NOT_SETTINGS
+        and key.removeprefix("LETHE_").split("__")[0] not in fields
+    )
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ServeSettings:
     """Settings from `config_file` (YAML), `LETHE_*` variables and `overrides` (highest first)."""
+    import os
+
     from pydantic import ValidationError
 
     if config_file is not None and not config_file.is_file():
         raise InvalidRequest("config", f"{config_file} does not exist")
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise InvalidRequest(
+            "config", f"{', '.join(unknown)}: no such setting (see `lethe serve --help` and docs/service.md)"
+        )
     token = _YAML_FILE.set(config_file)
     try:
         return ServeSettings(**{k: v for k, v in overrides.items() if v is not None})

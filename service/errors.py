@@ -70,3 +70,9 @@ class EngineUnavailable(ServiceError):
     """An engine's optional dependency is missing (e.g. vLLM not installed)."""
 
     kind: ErrorKind = "failed_precondition"
+
+
+class EngineDead(ServiceError):
+    """An engine stopped working (its worker or engine process died); the variant must be reloaded."""
+
+    kind: ErrorKind = "unavailable"

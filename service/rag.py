@@ -5,7 +5,6 @@ turn retrieval off (or on, for a variant that has a policy) and change k. The la
 `retrieval.augment`'s, so the service sends exactly the prompts that `lethe eval facts` measures.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from lethe.retrieval.augment import RetrievalPolicy, augment_prompt, usable_hits
@@ -20,15 +19,21 @@ QUERY_CHARS = 1000
 
 
 @dataclass(frozen=True)
-class Augmented:
-    """The prompt to generate from, and the passages in it (best first)."""
+class Retrieved:
+    """The usable passages for one request (best first), and how to lay them out."""
 
-    prompt: str
-    index: str = ""
+    policy: RetrievalPolicy | None = None
     hits: tuple[Hit, ...] = ()
 
+    def prompt_with(self, prompt: str, count: int) -> str:
+        """`prompt` with the best `count` passages laid out before it (0: the prompt alone)."""
+        if self.policy is None or count == 0:
+            return prompt
+        policy = self.policy
+        return augment_prompt(prompt, list(self.hits[:count]), policy.template, policy.passage_format)
 
-async def augment(
+
+async def retrieve(
     prompt: str,
     variant: str,
     policy: RetrievalPolicy | None,
@@ -37,14 +42,12 @@ async def augment(
     wanted: bool | None,
     k: int,
     query: str = "",
-    fits: Callable[[str], bool],
-) -> Augmented:
-    """Search the policy's index and lay the usable passages out before `prompt`.
+) -> Retrieved:
+    """Search the policy's index for the passages to put before `prompt`.
 
     `wanted` is the request's switch (None: follow the policy), `k` its override (0: the
-    policy's) and `query` the text to search for (empty: the end of the prompt). Passages that
-    would push the prompt out of the context (`fits` is False) are dropped from the lowest-ranked
-    up; the request is then served with fewer passages, or none.
+    policy's) and `query` the text to search for (empty: the end of the prompt). Fitting them into
+    the context is the caller's (the data plane drops the lowest-ranked until the prompt fits).
     """
     if k < 0:
         raise InvalidRequest("retrieval_k", f"must be >= 0 (0 keeps the variant's k), got {k}")
@@ -56,9 +59,9 @@ async def augment(
             raise InvalidRequest(
                 asked[0][0], f"variant {variant!r} has no retrieval policy; use a variant that has one"
             )
-        return Augmented(prompt)
+        return Retrieved()
     if wanted is False:
-        return Augmented(prompt)
+        return Retrieved()
     if query:
         field = "retrieval_query"
     else:
@@ -71,10 +74,4 @@ async def augment(
         k_field="retrieval_k" if k else "retrieval.k",
         query_field=field,
     )
-    kept = usable_hits(hits, policy.min_score)
-    while kept:
-        text = augment_prompt(prompt, kept, policy.template, policy.passage_format)
-        if fits(text):
-            return Augmented(text, policy.index, tuple(kept))
-        kept = kept[:-1]
-    return Augmented(prompt, policy.index)
+    return Retrieved(policy, tuple(usable_hits(hits, policy.min_score)))

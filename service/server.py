@@ -14,8 +14,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from lethe.service.catalog import Catalog, Lifecycle
 from lethe.service.config import IndexSpec, ServeSettings, VariantSpec
-from lethe.service.errors import InvalidRequest
+from lethe.service.dataplane import DataPlane
+from lethe.service.errors import EngineDead, InvalidRequest
 from lethe.service.gen.lethe.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -27,10 +29,10 @@ from lethe.service.gen.lethe.v1 import (
 from lethe.service.indexes import IndexRegistry
 from lethe.service.interceptors import AuthInterceptor, ErrorInterceptor
 from lethe.service.metrics import Metrics, start_metrics_server
-from lethe.service.registry import READY, VariantRegistry
 from lethe.service.servicers.admin import AdminServicer
 from lethe.service.servicers.inference import InferenceServicer
 from lethe.service.servicers.retrieval import RetrievalAdminServicer, RetrievalServicer
+from lethe.service.variants import VariantManager
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +59,18 @@ class LetheServer:
         self.initial_variants = variants
         self.metrics = Metrics()
         self.indexes = IndexRegistry(settings.indexes if indexes is None else indexes, self.metrics)
-        self.registry = VariantRegistry(settings, self.indexes)
+        self.catalog = Catalog(settings.default_variant)
+        self.variants = VariantManager(settings, self.catalog, self.indexes)
+        self.plane = DataPlane(self.catalog, settings, self.metrics, self.indexes)
         self.health = health.aio.HealthServicer()
         self.port: int | None = None
         self.metrics_port: int | None = None
         self._metrics_server = None
         self._server: grpc.aio.Server | None = None
         self._health_tasks: set[asyncio.Future] = set()
-        self.registry.add_listener(self._on_variant_status)
+        self._watchdog: asyncio.Task | None = None
+        self.catalog.add_listener(self._on_variant_status)
+        self.metrics.watch_engines(self._engine_stats)
 
     async def start(self) -> int:
         """Bind, start serving, open the indexes, then begin loading the initial variants;
@@ -91,10 +97,9 @@ class LetheServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ],
         )
-        inference_pb2_grpc.add_InferenceServicer_to_server(
-            InferenceServicer(self.registry, settings, self.metrics, self.indexes), server
-        )
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.registry), server)
+        inference = InferenceServicer(self.plane, self.catalog)
+        inference_pb2_grpc.add_InferenceServicer_to_server(inference, server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.variants, self.catalog), server)
         retrieval_pb2_grpc.add_RetrievalServicer_to_server(RetrievalServicer(self.indexes), server)
         retrieval_pb2_grpc.add_RetrievalAdminServicer_to_server(
             RetrievalAdminServicer(self.indexes, settings.max_documents_per_add), server
@@ -131,11 +136,12 @@ class LetheServer:
             # a model loading in the background) can fail inside its lazy module.
             await self.indexes.open_all()
             for spec in self.initial_variants:
-                await self.registry.load(spec, wait=False)
+                await self.variants.load(spec, wait=False)
         except BaseException:
             await self.stop(0)
             raise
         await self._set_retrieval(health_pb2.HealthCheckResponse.SERVING)
+        self._watchdog = asyncio.create_task(self._watch_engine_health(), name="engine-health")
         log.info("serving on %s (metrics port %s)", address.rsplit(":", 1)[0] + f":{port}", self.metrics_port)
         return port
 
@@ -143,7 +149,7 @@ class LetheServer:
         """Until every initial variant has finished loading (ready or failed)."""
 
         async def settled():
-            for variant in self.registry.list():
+            for variant in self.catalog.list():
                 await variant.settled.wait()
 
         await asyncio.wait_for(settled(), timeout)
@@ -153,12 +159,14 @@ class LetheServer:
         if self._server is None:
             return
         grace = self.settings.grace_seconds if grace is None else grace
-        self.registry.closing = True
+        self.catalog.closing = True
         self.indexes.closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         await self.health.enter_graceful_shutdown()
         await self._wait_in_flight(grace)
         await self._server.stop(grace=0.5)
-        await self.registry.close()
+        await self.variants.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
@@ -171,34 +179,48 @@ class LetheServer:
     async def _wait_in_flight(self, grace: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while loop.time() < deadline and self._in_flight() > 0:
+        while loop.time() < deadline and self.plane.in_flight > 0:
             await asyncio.sleep(0.05)
 
-    def _in_flight(self) -> int:
-        total = 0
-        for metric in self.metrics.in_flight.collect():
-            total += sum(int(sample.value) for sample in metric.samples)
-        return total
+    def _engine_stats(self):
+        return [(v.name, v.engine.stats()) for v in self.catalog.list() if v.serving and not v.alias_of]
 
-    def _on_variant_status(self, name: str, status: str) -> None:
-        self.metrics.set_variant_status({v.name: v.status for v in self.registry.list()})
-        serving = (
-            health_pb2.HealthCheckResponse.SERVING
-            if status == READY
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        if status == "":
+    async def _watch_engine_health(self) -> None:
+        """Readiness follows engine health: a variant whose engine died is FAILED (health
+        NOT_SERVING, requests UNAVAILABLE) until it is reloaded."""
+        while True:
+            await asyncio.sleep(self.settings.engine_health_interval_s)
+            for variant in self.catalog.list():
+                if not variant.serving or variant.alias_of:
+                    continue
+                assert variant.engine is not None
+                try:
+                    await variant.engine.check_health()
+                except EngineDead as error:
+                    log.error("variant %s: %s", variant.name, error)
+                    aliases = [self.catalog.get(name) for name in self.catalog.aliases_of(variant.name)]
+                    for served in (variant, *aliases):
+                        served.error = str(error)
+                        self.catalog.set_lifecycle(served, Lifecycle.FAILED)
+
+    def _on_variant_status(self, name: str, lifecycle: Lifecycle | None) -> None:
+        self.metrics.set_variant_status({v.name: v.lifecycle.value for v in self.catalog.list()})
+        if lifecycle is None:
             serving = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        elif lifecycle is Lifecycle.READY:
+            serving = health_pb2.HealthCheckResponse.SERVING
+        else:
+            serving = health_pb2.HealthCheckResponse.NOT_SERVING
         task = asyncio.ensure_future(self._update_health(name, serving))
         self._health_tasks.add(task)
         task.add_done_callback(self._health_tasks.discard)
 
     async def _update_health(self, name: str, serving) -> None:
         await self.health.set(variant_health_name(name), serving)
-        ready = any(v.status == READY for v in self.registry.list())
+        ready = any(v.lifecycle is Lifecycle.READY for v in self.catalog.list())
         overall = (
             health_pb2.HealthCheckResponse.SERVING
-            if ready and not self.registry.closing
+            if ready and not self.catalog.closing
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         await self._set_overall(overall)

@@ -13,7 +13,7 @@ from pathlib import Path
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.service.config import IndexSpec, ServeSettings, VariantSpec
 from lethe.service.errors import InvalidRequest
-from lethe.service.registry import discover_variants
+from lethe.service.variants import discover_variants
 
 DEMO_INDEX = "demo"
 RAG_SUFFIX = "+rag"

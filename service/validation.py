@@ -5,16 +5,14 @@ import uuid
 
 from lethe.service.engines.base import Sampling
 from lethe.service.errors import InvalidRequest
-from lethe.service.gen.lethe.v1 import inference_pb2
+from lethe.service.protocol import SamplingInput
 
 
-def request_id(message: inference_pb2.GenerateRequest) -> str:
-    return message.request_id or uuid.uuid4().hex
+def request_id(given: str) -> str:
+    return given or uuid.uuid4().hex
 
 
-def sampling_from_proto(
-    params: inference_pb2.SamplingParams, *, default_max_tokens: int, max_tokens_limit: int
-) -> Sampling:
+def validate_sampling(params: SamplingInput, *, default_max_tokens: int, max_tokens_limit: int) -> Sampling:
     if params.max_tokens < 0:
         raise InvalidRequest("sampling.max_tokens", f"must be >= 0, got {params.max_tokens}")
     if params.max_tokens > max_tokens_limit:
@@ -22,10 +20,10 @@ def sampling_from_proto(
             "sampling.max_tokens",
             f"{params.max_tokens} is above this server's limit of {max_tokens_limit}",
         )
-    temperature = params.temperature if params.HasField("temperature") else 1.0
+    temperature = params.temperature if params.temperature is not None else 1.0
     if not math.isfinite(temperature) or temperature < 0:
         raise InvalidRequest("sampling.temperature", f"must be >= 0, got {temperature}")
-    top_p = params.top_p if params.HasField("top_p") else 1.0
+    top_p = params.top_p if params.top_p is not None else 1.0
     if not (0 < top_p <= 1):
         raise InvalidRequest("sampling.top_p", f"must be in (0, 1], got {top_p}")
     if params.top_k < 0:
@@ -37,7 +35,7 @@ def sampling_from_proto(
         temperature=float(temperature),
         top_p=float(top_p),
         top_k=params.top_k,
-        seed=params.seed if params.HasField("seed") else None,
+        seed=params.seed,
         stop=tuple(params.stop),
     )
 

@@ -3,6 +3,7 @@
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 FinishReason = Literal["stop", "length"]
@@ -29,6 +30,9 @@ class GenerationRequest:
     request_id: str
     prompt: str
     sampling: Sampling
+    # The prompt's tokens when the caller has them (the data plane tokenizes once, to fit the
+    # context); engines then skip their own tokenization.
+    prompt_token_ids: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -61,17 +65,34 @@ class EngineStats:
 
 
 class Engine(abc.ABC):
-    """A loaded variant. `generate` is an async generator: closing it cancels the request."""
+    """A loaded variant. `generate` is an async generator: closing it cancels the request.
+
+    Lifecycle: the engine factory builds it (weights loaded), `start()` begins serving,
+    `check_health()` raises `EngineDead` once it cannot serve any more, `close()` frees it.
+    """
 
     name: str = "engine"
+    # The parent directory whose loaded tensors this engine's model reuses (None: its own weights).
+    shares_weights_of: Path | None = None
+
+    async def start(self) -> None:  # noqa: B027 - engines without a start-up step keep this
+        """Begin serving (worker threads, engine processes). Called once, before `generate`."""
+
+    @abc.abstractmethod
+    async def check_health(self) -> None:
+        """Return if the engine can serve; raise `EngineDead` (with the reason) if not."""
+
+    @abc.abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """The prompt tokens of `text`, as `generate` would see them. Blocking: call off the loop."""
 
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Stream the completion. Raises `QueueFull` before the first chunk when saturated."""
 
-    @abc.abstractmethod
     def count_tokens(self, text: str) -> int:
         """Number of prompt tokens `text` encodes to (for the context-length check)."""
+        return len(self.encode(text))
 
     @property
     @abc.abstractmethod

@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.service.engines.base import (
     Chunk,
@@ -26,30 +25,16 @@ from lethe.service.engines.base import (
     GenerationRequest,
     MemoryReport,
 )
+from lethe.service.engines.options import TransformersOptions
 from lethe.service.engines.sampling import TextTracker, choose_token, make_generator
+from lethe.service.engines.weight_cache import WeightCache
 from lethe.service.engines.weights import parameter_bytes, shared_bytes
-from lethe.service.errors import InvalidRequest, QueueFull, ShuttingDown
+from lethe.service.errors import EngineDead, InvalidRequest, QueueFull, ShuttingDown
+
+if TYPE_CHECKING:
+    from lethe.edits.edit_manifest import EditManifest
 
 log = logging.getLogger(__name__)
-
-
-class TransformersOptions(BaseModel):
-    """Engine options (`engine_options` of a variant)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_batch_size: int = Field(8, ge=1, description="Rows decoded together in one forward pass.")
-    max_queue: int = Field(64, ge=0, description="Requests waiting for a row before refusal.")
-    dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$")
-    admit_window_s: float = Field(
-        0.005, ge=0, le=1, description="When idle, wait this long for more arrivals to prefill together."
-    )
-    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
-
-    def torch_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
 
 
 @dataclass(eq=False)
@@ -145,7 +130,28 @@ class TransformersEngine(Engine):
         self._lock = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"engine-{label}", daemon=True)
+        # Direct construction (tests, benchmarks) serves at once; `start()` is then a no-op.
         self._thread.start()
+
+    @classmethod
+    async def load(
+        cls,
+        source: Path,
+        options: TransformersOptions,
+        *,
+        label: str,
+        manifest: "EditManifest | None",
+        weights: WeightCache,
+    ) -> "TransformersEngine":
+        """The engine of a checkpoint; an edited one shares its loaded parent's unedited tensors."""
+        shared = await weights.derive(source, manifest, options.dtype, options.torch_device(), label)
+        if shared is not None:
+            model, tokenizer, parent = shared
+            engine = cls(model, tokenizer, options, parent=parent, label=label)
+            engine.shares_weights_of = manifest.parent_path if manifest is not None else None
+            return engine
+        model, tokenizer = await weights.load(source, options.dtype, options.torch_device())
+        return cls(model, tokenizer, options, label=label)
 
     @classmethod
     def from_pretrained(cls, path: Path, options: TransformersOptions | None = None, **kw):
@@ -155,14 +161,18 @@ class TransformersEngine(Engine):
         model, tokenizer = load_model(path, getattr(torch, options.dtype), options.torch_device())
         return cls(model, tokenizer, options, **kw)
 
+    async def check_health(self) -> None:
+        if not self._thread.is_alive() and not self._closed:
+            raise EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped")
+
     # -- Engine interface -------------------------------------------------------------------
     @property
     def context_length(self) -> int:
         config = getattr(self.model.config, "get_text_config", lambda: self.model.config)()
         return int(getattr(config, "max_position_embeddings", 2048))
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._encode(text))
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def memory(self) -> MemoryReport:
         return MemoryReport(parameter_bytes(self.model), shared_bytes(self.model, self.parent))
@@ -196,11 +206,11 @@ class TransformersEngine(Engine):
         await asyncio.to_thread(self._thread.join, 30)
 
     # -- submission ---------------------------------------------------------------------------
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
-
     def _submit(self, request: GenerationRequest) -> _Slot:
-        prompt_ids = self._encode(request.prompt)
+        if request.prompt_token_ids is not None:
+            prompt_ids = list(request.prompt_token_ids)
+        else:
+            prompt_ids = self.encode(request.prompt)
         room = self.context_length - len(prompt_ids)
         if room <= 0:
             raise InvalidRequest(

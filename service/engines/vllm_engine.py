@@ -14,52 +14,44 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from lethe.service.engines.base import Chunk, Engine, EngineStats, GenerationRequest, MemoryReport
-from lethe.service.errors import InvalidRequest, QueueFull
+from lethe.service.engines.options import VllmOptions
+from lethe.service.errors import EngineDead, InvalidRequest, QueueFull
 
 log = logging.getLogger(__name__)
-
-
-class VllmOptions(BaseModel):
-    """Engine options (`engine_options` of a variant); strings from the Admin API are coerced."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_model_len: int | None = Field(None, ge=1, description="Context; default: the model's.")
-    max_num_seqs: int = Field(16, ge=1, description="Requests batched together.")
-    max_queue: int = Field(64, ge=0, description="Requests beyond max_num_seqs before refusal.")
-    enforce_eager: bool = Field(True, description="Skip graph capture/compile (start-up ~30 s).")
-    dtype: str = "auto"
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
-    # CPU builds: GiB of KV cache (VLLM_CPU_KVCACHE_SPACE), read by the engine process at start.
-    cpu_kvcache_space_gib: int | None = Field(None, ge=1)
 
 
 class VllmEngine(Engine):
     name = "vllm"
 
-    def __init__(self, llm: Any, tokenizer: Any, path: Path, options: VllmOptions) -> None:
-        self.llm = llm
-        self.tokenizer = tokenizer
+    def __init__(self, path: Path, options: VllmOptions, *, label: str) -> None:
         self.path = path
         self.options = options
+        self.label = label
+        self.llm: Any = None
+        self.tokenizer: Any = None
         self._active = 0
 
     @classmethod
-    async def start(cls, path: Path, options: VllmOptions, *, label: str) -> "VllmEngine":
+    async def load(
+        cls, source: Path, options: VllmOptions, *, label: str, manifest: Any, weights: Any
+    ) -> "VllmEngine":
+        """vLLM loads its own weights (a pruned checkpoint in full): nothing is shared."""
+        return cls(source, options, label=label)
+
+    async def start(self) -> None:
         from transformers import AutoTokenizer
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         from lethe.service.engines.vllm_stats import SilentPrometheusLogger
 
+        options = self.options
         if options.cpu_kvcache_space_gib is not None:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(options.cpu_kvcache_space_gib)
         args = AsyncEngineArgs(
-            model=str(path),
-            served_model_name=label,
+            model=str(self.path),
+            served_model_name=self.label,
             max_model_len=options.max_model_len,
             max_num_seqs=options.max_num_seqs,
             enforce_eager=options.enforce_eager,
@@ -69,16 +61,25 @@ class VllmEngine(Engine):
             disable_log_stats=True,
         )
         # Building the engine blocks (it starts the EngineCore process and loads weights).
-        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, stat_loggers=[SilentPrometheusLogger])
-        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(path))
-        return cls(llm, tokenizer, path, options)
+        self.llm = await asyncio.to_thread(
+            AsyncLLM.from_engine_args, args, stat_loggers=[SilentPrometheusLogger]
+        )
+        self.tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(self.path))
+
+    async def check_health(self) -> None:
+        if self.llm is None:
+            raise EngineDead(f"variant {self.label!r}: the vLLM engine is not running")
+        try:
+            await self.llm.check_health()
+        except Exception as error:
+            raise EngineDead(f"variant {self.label!r}: the vLLM engine died ({error})") from None
 
     @property
     def context_length(self) -> int:
         return int(self.llm.model_config.max_model_len)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def memory(self) -> MemoryReport:
         files = self.path.glob("*.safetensors")
@@ -89,6 +90,7 @@ class VllmEngine(Engine):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
         from lethe.service.engines.vllm_stats import queue_seconds
@@ -99,7 +101,9 @@ class VllmEngine(Engine):
                 f"{self.options.max_num_seqs + self.options.max_queue}); retry later"
             )
         sampling = request.sampling
-        prompt_tokens = self.count_tokens(request.prompt)
+        ids = request.prompt_token_ids
+        prompt_ids = list(ids) if ids is not None else self.encode(request.prompt)
+        prompt_tokens = len(prompt_ids)
         room = self.context_length - prompt_tokens
         if room <= 0:
             raise InvalidRequest(
@@ -120,7 +124,8 @@ class VllmEngine(Engine):
         finished = False
         completion_tokens = 0
         try:
-            async for output in self.llm.generate(request.prompt, params, request_id=engine_id):
+            prompt = TokensPrompt(prompt_token_ids=prompt_ids)
+            async for output in self.llm.generate(prompt, params, request_id=engine_id):
                 completion = output.outputs[0]
                 completion_tokens += len(completion.token_ids)
                 if not output.finished:

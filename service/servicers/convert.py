@@ -1,53 +1,128 @@
-"""Registry, engine and index objects to protobuf messages, and the reverse for policies."""
+"""Protobuf to the core's types and back: the only place that touches messages' fields."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.retrieval.index import IndexInfo
 from lethe.retrieval.passages import Hit
+from lethe.service.catalog import Catalog, Lifecycle, Variant
+from lethe.service.config import VariantSpec
+from lethe.service.engines.options import ENGINE_NAMES
 from lethe.service.errors import InvalidRequest
 from lethe.service.gen.lethe.v1 import admin_pb2, common_pb2, inference_pb2, retrieval_pb2
-from lethe.service.registry import FAILED, LOADING, READY, UNLOADING, Variant, VariantRegistry
+from lethe.service.protocol import GenerateCall, GenerateChunk, SamplingInput, UsedPassage
 
 STATUS = {
-    LOADING: common_pb2.VARIANT_STATUS_LOADING,
-    READY: common_pb2.VARIANT_STATUS_READY,
-    FAILED: common_pb2.VARIANT_STATUS_FAILED,
-    UNLOADING: common_pb2.VARIANT_STATUS_UNLOADING,
+    Lifecycle.LOADING: common_pb2.VARIANT_STATUS_LOADING,
+    Lifecycle.READY: common_pb2.VARIANT_STATUS_READY,
+    Lifecycle.FAILED: common_pb2.VARIANT_STATUS_FAILED,
+    Lifecycle.UNLOADING: common_pb2.VARIANT_STATUS_UNLOADING,
 }
 
 
-def variant_summary(variant: Variant, registry: VariantRegistry) -> common_pb2.Variant:
+def generate_call_from_proto(request: inference_pb2.GenerateRequest) -> GenerateCall:
+    params = request.sampling
+    return GenerateCall(
+        prompt=request.prompt,
+        variant=request.variant,
+        sampling=SamplingInput(
+            max_tokens=params.max_tokens,
+            temperature=params.temperature if params.HasField("temperature") else None,
+            top_p=params.top_p if params.HasField("top_p") else None,
+            top_k=params.top_k,
+            seed=params.seed if params.HasField("seed") else None,
+            stop=tuple(params.stop),
+        ),
+        request_id=request.request_id,
+        retrieval=request.retrieval if request.HasField("retrieval") else None,
+        retrieval_k=request.retrieval_k,
+        retrieval_query=request.retrieval_query,
+    )
+
+
+def deadline_passed(context) -> Callable[[], bool]:
+    """Whether the call's deadline has expired (tells DEADLINE_EXCEEDED from CANCELLED)."""
+
+    def passed() -> bool:
+        remaining = context.time_remaining()
+        return remaining is not None and remaining <= 0
+
+    return passed
+
+
+def variant_spec_from_proto(request: admin_pb2.LoadVariantRequest) -> VariantSpec:
+    source = request.WhichOneof("source")
+    if source is None:
+        raise InvalidRequest(
+            "source", "give `checkpoint` (a directory), `model` (a name) or `alias_of` (a variant)"
+        )
+    if request.engine and request.engine not in ENGINE_NAMES:
+        raise InvalidRequest("engine", f"{request.engine!r}: use {' or '.join(ENGINE_NAMES)}")
+    retrieval = policy_from_proto(request.retrieval) if request.HasField("retrieval") else None
+    try:
+        return VariantSpec(
+            name=request.name,
+            checkpoint=Path(request.checkpoint) if source == "checkpoint" else None,
+            model=request.model if source == "model" else None,
+            alias_of=request.alias_of if source == "alias_of" else None,
+            engine=request.engine or None,
+            options=dict(request.engine_options),
+            retrieval=retrieval,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "name"
+        raise InvalidRequest(field, first["msg"]) from None
+
+
+def usage_to_proto(chunk: GenerateChunk) -> inference_pb2.Usage:
+    return inference_pb2.Usage(prompt_tokens=chunk.prompt_tokens, completion_tokens=chunk.completion_tokens)
+
+
+def passages_to_proto(passages: Sequence[UsedPassage]) -> list[inference_pb2.RetrievedPassage]:
+    return [
+        inference_pb2.RetrievedPassage(id=p.id, doc_id=p.doc_id, score=p.score, index=p.index)
+        for p in passages
+    ]
+
+
+def _parent(variant: Variant) -> str:
+    """`parent` in the API: an alias's target, else the served variant whose tensors it shares."""
+    return variant.alias_of or variant.weights_from
+
+
+def variant_summary(variant: Variant, catalog: Catalog) -> common_pb2.Variant:
     return common_pb2.Variant(
         name=variant.name,
-        status=STATUS[variant.status],
+        status=STATUS[variant.lifecycle],
         engine=variant.engine_name,
-        parent=variant.parent,
-        is_default=variant.name == registry.default_name,
+        parent=_parent(variant),
+        is_default=variant.name == catalog.default_name,
         retrieval=policy_to_proto(variant.retrieval),
         alias_of=variant.alias_of,
     )
 
 
-def variant_details(variant: Variant, registry: VariantRegistry) -> admin_pb2.VariantDetails:
+def variant_details(variant: Variant, catalog: Catalog) -> admin_pb2.VariantDetails:
     memory = variant.memory()
     return admin_pb2.VariantDetails(
         name=variant.name,
-        status=STATUS[variant.status],
+        status=STATUS[variant.lifecycle],
         engine=variant.engine_name,
         checkpoint=str(variant.source or ""),
-        parent=variant.parent,
-        edit_manifest_json=json.dumps(variant.manifest) if variant.manifest else "",
+        parent=_parent(variant),
+        edit_manifest_json=variant.manifest.model_dump_json() if variant.manifest else "",
         memory=admin_pb2.MemoryUsage(
             parameter_bytes=memory.parameter_bytes,
             shared_bytes=memory.shared_bytes,
             own_bytes=memory.own_bytes,
         ),
         error=variant.error,
-        is_default=variant.name == registry.default_name,
+        is_default=variant.name == catalog.default_name,
         edited_tensors=variant.edited_tensors,
         retrieval=policy_to_proto(variant.retrieval),
         alias_of=variant.alias_of,
@@ -83,13 +158,6 @@ def policy_from_proto(message: common_pb2.RetrievalPolicy) -> RetrievalPolicy:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidRequest(f"retrieval.{where}" if where else "retrieval", first["msg"]) from None
-
-
-def retrieved_passages(index: str, hits: Sequence[Hit]) -> list[inference_pb2.RetrievedPassage]:
-    return [
-        inference_pb2.RetrievedPassage(id=h.passage.id, doc_id=h.passage.doc_id, score=h.score, index=index)
-        for h in hits
-    ]
 
 
 def passage_to_proto(hit: Hit) -> retrieval_pb2.Passage:

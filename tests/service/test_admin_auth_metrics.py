@@ -32,7 +32,7 @@ def test_load_and_unload_at_run_time(start_server, tiny_model, tmp_path):
         assert client.generate(prompt, variant="base", max_tokens=2).completion_tokens == 2
         client.unload_variant("base")
         assert client.list_variants() == []
-        assert server.server.registry._parents == {}
+        assert server.server.variants.weights.loaded() == []
 
 
 def test_a_checkpoint_whose_untouched_tensors_differ_is_loaded_in_full(start_server, tiny_model, tmp_path):

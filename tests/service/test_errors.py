@@ -82,16 +82,16 @@ def test_load_errors(client, tmp_path):
 
 
 def test_variant_still_loading_is_unavailable(start_server, tiny_model, monkeypatch):
-    from lethe.service import registry
+    from lethe.service import variants
 
     gate = threading.Event()
-    real = registry.resolve_source
+    real = variants.resolve_source
 
     def slow_resolve(spec):
         gate.wait(30)
         return real(spec)
 
-    monkeypatch.setattr(registry, "resolve_source", slow_resolve)
+    monkeypatch.setattr(variants, "resolve_source", slow_resolve)
     server = start_server([])
     with LetheClient(server.target, timeout=30) as client:
         details = client.load_variant("slow", model=str(tiny_model), wait=False)
@@ -123,7 +123,7 @@ def test_queue_full_is_resource_exhausted_and_cancel_frees_the_slot(start_server
                 assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 time.sleep(0.05)
         assert reply.completion_tokens == 2
-        engine = server.server.registry.get("one").engine
+        engine = server.server.catalog.get("one").engine
         assert engine.stats().running == 0
 
 
@@ -174,7 +174,7 @@ def test_shutdown_refuses_new_requests_and_finishes_in_flight(start_server, tiny
 
 def test_an_engine_failure_is_internal_and_the_server_keeps_serving(start_server, tiny_model):
     server = start_server([VariantSpec(name="one", model=str(tiny_model))])
-    engine = server.server.registry.get("one").engine
+    engine = server.server.catalog.get("one").engine
     real, calls = engine._forward, []
 
     def fail_once(*args):

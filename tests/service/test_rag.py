@@ -143,9 +143,9 @@ def test_passages_that_overflow_the_context_are_dropped_lowest_first(client):
 
 
 def test_the_alias_serves_its_targets_engine_without_loading_it_again(server, client):
-    registry = server.server.registry
-    assert registry.get("pruned+rag").engine is registry.get("pruned").engine
-    assert len(registry._parents) == 1, "only the base model is loaded; pruned shares it"
+    catalog = server.server.catalog
+    assert catalog.get("pruned+rag").engine is catalog.get("pruned").engine
+    assert len(server.server.variants.weights.loaded()) == 1, "only the base model is loaded; pruned shares it"
     alias, target = client.get_variant("pruned+rag"), client.get_variant("pruned")
     assert (alias.alias_of, alias.parent, alias.checkpoint) == ("pruned", "pruned", target.checkpoint)
     assert alias.memory.parameter_bytes == target.memory.parameter_bytes
@@ -178,8 +178,8 @@ def test_an_alias_with_a_policy_is_loaded_and_unloaded_at_run_time(start_server,
         policy = {"index": "facts", "min_score": 0.99}
         strict = client.load_variant("base+rag", alias_of="base", retrieval=policy)
         assert strict.status == 2 and strict.alias_of == "base" and strict.retrieval.k == 3
-        registry = server.server.registry
-        assert registry.get("base+rag").engine is registry.get("base").engine
+        catalog = server.server.catalog
+        assert catalog.get("base+rag").engine is catalog.get("base").engine
         # No passage is that similar: the prompt goes through unchanged.
         reply = client.generate(QUESTION, variant="base+rag", max_tokens=1)
         assert reply.passages == () and reply.prompt_tokens == len(QUESTION)

@@ -37,7 +37,7 @@ def vllm_server(tmp_path_factory):
         VariantSpec(name="pruned-hf", checkpoint=pruned),
     ]
     server = ServerThread(settings_for(max_tokens_limit=500), variants)
-    failed = {v.name: v.error for v in server.server.registry.list() if v.status != "ready"}
+    failed = {v.name: v.error for v in server.server.catalog.list() if v.lifecycle != "ready"}
     assert not failed, failed
     yield server
     server.stop()
@@ -81,7 +81,7 @@ def test_stop_strings_and_seeded_sampling(client):
 
 
 def test_cancellation_aborts_the_engine_request(vllm_server, client):
-    engine = vllm_server.server.registry.get("base-vllm").engine
+    engine = vllm_server.server.catalog.get("base-vllm").engine
     stream = client.stream("cancel me", variant="base-vllm", max_tokens=480, temperature=0)
     next(stream)
     assert engine.stats().running == 1

@@ -1,0 +1,135 @@
+"""The data plane: one generation request from routing to its last token, free of any transport.
+
+route (the catalog) -> validate -> retrieve (a variant's retrieval policy) -> fit the context
+(tokenize once, in a worker thread) -> engine -> record metrics. The gRPC servicer converts
+messages to `GenerateCall` and `GenerateChunk`s back; every decision is made here.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+from lethe.edits.errors import LetheError
+from lethe.service.catalog import Catalog, Variant
+from lethe.service.config import ServeSettings
+from lethe.service.engines.base import Chunk, Engine, GenerationRequest
+from lethe.service.errors import InvalidRequest
+from lethe.service.indexes import IndexRegistry
+from lethe.service.metrics import UNROUTED, Metrics
+from lethe.service.protocol import GenerateCall, GenerateChunk, UsedPassage
+from lethe.service.rag import Retrieved, retrieve
+from lethe.service.validation import check_prompt, request_id, validate_sampling
+
+
+class DataPlane:
+    def __init__(
+        self, catalog: Catalog, settings: ServeSettings, metrics: Metrics, indexes: IndexRegistry
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.metrics = metrics
+        self.indexes = indexes
+        # Requests between routing and their last chunk (the server drains on it at shutdown).
+        self.in_flight = 0
+
+    async def generate(
+        self, call: GenerateCall, *, method: str, deadline_passed: Callable[[], bool] = lambda: False
+    ) -> AsyncIterator[GenerateChunk]:
+        """Stream the completion of `call`. Errors are `LetheError`s whose kind says the status;
+        `method` and `deadline_passed` only label the request counter."""
+        started = time.perf_counter()
+        label, code = UNROUTED, "OK"
+        try:
+            variant = self.catalog.for_request(call.variant)
+            label = variant.name
+            engine = variant.engine
+            assert engine is not None
+            check_prompt(call.prompt)
+            sampling = validate_sampling(
+                call.sampling,
+                default_max_tokens=self.settings.default_max_tokens,
+                max_tokens_limit=self.settings.max_tokens_limit,
+            )
+            retrieved = await retrieve(
+                call.prompt,
+                variant.name,
+                variant.retrieval,
+                self.indexes,
+                wanted=call.retrieval,
+                k=call.retrieval_k,
+                query=call.retrieval_query,
+            )
+            prompt, token_ids, used = await _fit(call.prompt, retrieved, engine)
+            rid = request_id(call.request_id)
+            passages = tuple(
+                UsedPassage(h.passage.id, h.passage.doc_id, h.score, retrieved.policy.index)
+                for h in retrieved.hits[:used]
+                if retrieved.policy is not None
+            )
+            request = GenerationRequest(rid, prompt, sampling, prompt_token_ids=tuple(token_ids))
+            async for chunk in self._run(variant, engine, request, started):
+                finished = chunk.finish_reason is not None
+                yield GenerateChunk(
+                    variant=variant.name,
+                    request_id=rid,
+                    text=chunk.text,
+                    finish_reason=chunk.finish_reason,
+                    prompt_tokens=chunk.prompt_tokens,
+                    completion_tokens=chunk.completion_tokens,
+                    passages=passages if finished else (),
+                )
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "DEADLINE_EXCEEDED" if deadline_passed() else "CANCELLED"
+            raise
+        except LetheError as error:
+            code = error.kind.upper()
+            raise
+        except BaseException:
+            code = "INTERNAL"
+            raise
+        finally:
+            self.metrics.requests.labels(label, method, code).inc()
+
+    async def _run(
+        self, variant: Variant, engine: Engine, request: GenerationRequest, started: float
+    ) -> AsyncIterator[Chunk]:
+        """The engine's stream, timed: TTFT, inter-token latency, and at the end e2e and tokens."""
+        name, metrics = variant.name, self.metrics
+        self.in_flight += 1
+        metrics.in_flight.labels(name).inc()
+        first = previous = None
+        try:
+            stream = engine.generate(request)
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    now = time.perf_counter()
+                    if chunk.text:
+                        if first is None:
+                            first = now
+                            metrics.ttft.labels(name).observe(now - started)
+                        elif previous is not None:
+                            metrics.itl.labels(name).observe(now - previous)
+                        previous = now
+                    if chunk.finish_reason is not None:
+                        metrics.record_finish(name, chunk, time.perf_counter() - started)
+                    if chunk.text or chunk.finish_reason is not None:
+                        yield chunk
+        finally:
+            self.in_flight -= 1
+            metrics.in_flight.labels(name).dec()
+
+
+async def _fit(prompt: str, retrieved: Retrieved, engine: Engine) -> tuple[str, list[int], int]:
+    """The prompt with as many of the best passages as fit the context, its tokens, and how many
+    passages it holds. Tokenizing runs in a worker thread: a long prompt never blocks the loop."""
+    context = engine.context_length
+    for used in range(len(retrieved.hits), 0, -1):
+        text = retrieved.prompt_with(prompt, used)
+        ids = await asyncio.to_thread(engine.encode, text)
+        if len(ids) < context:
+            return text, ids, used
+    ids = await asyncio.to_thread(engine.encode, prompt)
+    if len(ids) >= context:
+        raise InvalidRequest("prompt", f"{len(ids)} tokens do not fit the context of {context}")
+    return prompt, ids, 0
