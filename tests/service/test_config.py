@@ -58,3 +58,68 @@ def test_default_serves_the_model_and_its_pruned_variants_under_lethe_home(tiny_
 def test_no_configuration_means_gemma3_270m(lethe_home):
     specs = initial_variants(load_settings(None))
     assert specs == [VariantSpec(name="gemma3-270m", model="gemma3-270m")]
+
+
+@pytest.mark.parametrize(
+    ("yaml", "named"),
+    [
+        ("prot: 5\n", "prot"),
+        ("auth: {admin: {tokne: x}}\n", "auth.admin.tokne"),
+        ("auth: {admn: {token: x}}\n", "auth.admn"),
+        ("auth: {admin: {token_fiel: /run/admin}}\n", "auth.admin.token_fiel"),
+        ("tls: {cert_fle: /tls/cert.pem}\n", "tls.cert_fle"),
+        ("indexes: [{name: f, path: /i, limits: {max_kk: 3}}]\n", "indexes.0.limits.max_kk"),
+        ("variants: [{name: a, model: /m, retrieval: {index: f, kk: 2}}]\n", "variants.0.retrieval.kk"),
+        ("variants: [{name: a, model: /m, options: {max_batch_sise: 2}}]\n", "max_batch_sise"),
+        ("variants: [{name: a, model: /m, engine: vllm, options: {max_num_seqs: 0}}]\n", "max_num_seqs"),
+        ("auth: {admin: {token: ''}}\n", "auth.admin"),
+    ],
+)
+def test_a_typo_anywhere_fails_at_load_naming_the_key(tmp_path, yaml, named):
+    config = tmp_path / "lethe.yaml"
+    config.write_text(yaml)
+    with pytest.raises(InvalidRequest) as error:
+        load_settings(config)
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "named"),
+    [
+        ("LETHE_PROT", "LETHE_PROT"),
+        ("LETHE_AUTH__ADMIN__TOKNE", "auth.admin.tokne"),
+        ("LETHE_AUTH__ADMIN_TOKEN_FILE", "auth.admin_token_file"),
+    ],
+)
+def test_an_unknown_variable_fails_at_load_naming_it(monkeypatch, variable, named):
+    monkeypatch.setenv(variable, "x")
+    with pytest.raises(InvalidRequest) as error:
+        load_settings()
+    assert named in str(error.value)
+
+
+def test_the_documented_variable_names_are_the_real_ones(monkeypatch, tmp_path):
+    secret = tmp_path / "admin-token"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("LETHE_AUTH__ADMIN__TOKEN_FILE", str(secret))
+    monkeypatch.setenv("LETHE_AUTH__INFERENCE__TOKEN", "t0k")
+    settings = load_settings()
+    assert (settings.auth.admin.value(), settings.auth.inference.value()) == ("s3cret", "t0k")
+
+
+def test_an_empty_token_file_is_refused(tmp_path):
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    settings = load_settings(None, auth={"admin": {"token_file": str(empty)}})
+    with pytest.raises(InvalidRequest, match="is empty"):
+        settings.auth.admin.value()
+
+
+def test_engine_options_are_typed_over_the_server_defaults():
+    settings = load_settings(None, max_batch_size=3, variants=[{"name": "a", "model": "/m"}])
+    options = settings.engine_options(settings.variants[0])
+    assert (type(options).__name__, options.max_batch_size, options.max_queue) == (
+        "TransformersOptions",
+        3,
+        64,
+    )

@@ -145,7 +145,8 @@ def test_passages_that_overflow_the_context_are_dropped_lowest_first(client):
 def test_the_alias_serves_its_targets_engine_without_loading_it_again(server, client):
     catalog = server.server.catalog
     assert catalog.get("pruned+rag").engine is catalog.get("pruned").engine
-    assert len(server.server.variants.weights.loaded()) == 1, "only the base model is loaded; pruned shares it"
+    loaded = server.server.variants.weights.loaded()
+    assert len(loaded) == 1, "only the base model is loaded; pruned shares it"
     alias, target = client.get_variant("pruned+rag"), client.get_variant("pruned")
     assert (alias.alias_of, alias.parent, alias.checkpoint) == ("pruned", "pruned", target.checkpoint)
     assert alias.memory.parameter_bytes == target.memory.parameter_bytes
