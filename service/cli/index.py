@@ -1,17 +1,15 @@
 """`lethe index`: build, extend, prune and query a FAISS passage index.
 
-Heavy imports (torch, transformers, faiss) happen inside the commands so `lethe --help` stays fast.
+The work is `lethe.retrieval.index_admin`'s; here are the options and the printing. Its heavy
+imports (torch, transformers, faiss) happen inside the commands so `lethe --help` stays fast.
 """
 
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-
-if TYPE_CHECKING:
-    from lethe.retrieval.index import KnowledgeIndex, Progress
 
 app = typer.Typer(
     help="Build and query retrieval indexes (FAISS vectors + SQLite passages).",
@@ -49,20 +47,33 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _progress_bar(description: str) -> tuple["Progress", Any]:
-    from tqdm import tqdm
+class _ProgressBar:
+    """A tqdm bar on stderr, opened at the first report (so nothing shows before an early error)."""
 
-    bar = tqdm(desc=description, unit="passage", disable=None, file=sys.stderr)
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._bar: Any = None
 
-    def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
 
-    return update, bar
+            self._bar = tqdm(desc=self._description, unit="passage", disable=None, file=sys.stderr)
+        if self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _parse_filters(filters: list[str] | None) -> dict[str, Any] | None:
+    """--filter KEY=VALUE items as a metadata filter: VALUE as JSON where it parses (numbers,
+    booleans, lists), else as a string; a repeated key means any of its values."""
     from lethe.retrieval.errors import InvalidArgument
 
     if not filters:
@@ -73,7 +84,7 @@ def _parse_filters(filters: list[str] | None) -> dict[str, Any] | None:
         if not sep or not key:
             raise InvalidArgument(f"--filter {item!r}: expected KEY=VALUE")
         try:
-            value = json.loads(raw)  # numbers, booleans and lists as JSON; anything else a string
+            value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
         if value is None or isinstance(value, dict):
@@ -81,15 +92,9 @@ def _parse_filters(filters: list[str] | None) -> dict[str, Any] | None:
         previous = where.get(key)
         if previous is None:
             where[key] = value
-        else:  # repeating a key means any of the values
+        else:
             where[key] = [*(previous if isinstance(previous, list) else [previous]), value]
     return where
-
-
-def _open(index: Path, embedder: str | None) -> "KnowledgeIndex":
-    from lethe.retrieval.index import KnowledgeIndex, embedder_for
-
-    return KnowledgeIndex.open(index, embedder_for(index, embedder))
 
 
 @app.command()
@@ -119,37 +124,21 @@ def build(
     threads: Threads = None,
 ) -> None:
     """Chunk, embed and index a documents file into a new index directory."""
-    from pydantic import ValidationError
+    from lethe.retrieval.index_admin import build_index
 
-    from lethe.retrieval.chunking import ChunkerConfig
-    from lethe.retrieval.documents import load_documents
-    from lethe.retrieval.embedding import load_embedder
-    from lethe.retrieval.errors import InvalidArgument
-    from lethe.retrieval.index import KnowledgeIndex
-    from lethe.retrieval.vectors import IndexConfig
-
-    try:
-        chunker = ChunkerConfig(max_tokens=chunk_tokens, overlap_tokens=chunk_overlap)
-        config = IndexConfig(kind=index_type, hnsw_from=hnsw_from)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise InvalidArgument(_pydantic_message(error)) from None
-    documents = load_documents(docs)
     _set_threads(threads)
-    model = load_embedder(embedder)
-    update, bar = _progress_bar("embedding")
-    try:
-        built = KnowledgeIndex.build(
+    with _ProgressBar("embedding") as progress:
+        info = build_index(
+            docs,
             out,
-            documents,
-            model,
-            chunker=chunker,
-            index_config=config,
+            embedder=embedder,
+            index_type=index_type,
+            hnsw_from=hnsw_from,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
             batch_size=batch_size,
-            progress=update,
+            progress=progress,
         )
-    finally:
-        bar.close()
-    info = built.info()
     typer.echo(
         f"built {out}: {info.documents} documents, {info.passages} passages, "
         f"{info.index_kind} index, snapshot {info.snapshot}"
@@ -168,16 +157,13 @@ def add(
     threads: Threads = None,
 ) -> None:
     """Add documents to an index; readers keep the old snapshot until the new one is complete."""
-    from lethe.retrieval.documents import load_documents
+    from lethe.retrieval.index_admin import add_to_index
 
-    documents = load_documents(docs)
     _set_threads(threads)
-    opened = _open(index, embedder)
-    update, bar = _progress_bar("embedding")
-    try:
-        result = opened.add_documents(documents, replace=replace, batch_size=batch_size, progress=update)
-    finally:
-        bar.close()
+    with _ProgressBar("embedding") as progress:
+        result = add_to_index(
+            index, docs, replace=replace, embedder=embedder, batch_size=batch_size, progress=progress
+        )
     typer.echo(
         f"added {result.documents_added} documents ({result.passages_added} passages)"
         + (f", replaced {result.documents_deleted}" if result.documents_deleted else "")
@@ -197,7 +183,9 @@ def delete(
     embedder: EmbedderOption = None,
 ) -> None:
     """Delete documents (all their passages). Unknown ids are refused and nothing changes."""
-    result = _open(index, embedder).delete_documents([*ids, *(more_ids or [])])
+    from lethe.retrieval.index_admin import delete_from_index
+
+    result = delete_from_index(index, [*ids, *(more_ids or [])], embedder=embedder)
     typer.echo(
         f"deleted {result.documents_deleted} documents ({result.passages_deleted} passages); "
         f"snapshot {result.snapshot}"
@@ -227,17 +215,18 @@ def search(
 ) -> None:
     """Find the passages most similar to a query, or to each query of a JSONL file."""
     from lethe.retrieval.errors import InvalidArgument
+    from lethe.retrieval.index_admin import search_index, search_queries_file
 
     if (query is None) == (queries is None):
         raise InvalidArgument("give either a query argument or --queries FILE, not both or neither")
     where = _parse_filters(filters)
     _set_threads(threads)
     if queries is not None:
-        _search_file(index, queries, k, where, embedder)
+        for query_id, found in search_queries_file(index, queries, k, where, embedder=embedder):
+            typer.echo(json.dumps({"id": query_id, "hits": [h.to_json() for h in found]}))
         return
     assert query is not None
-    opened = _open(index, embedder)
-    hits = opened.search(query, k, where)
+    hits = search_index(index, query, k, where, embedder=embedder)
     if as_json:
         typer.echo(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}))
         return
@@ -248,71 +237,17 @@ def search(
         typer.echo(f"{rank}. [{hit.score:.3f}] {hit.passage.id}  {text[:200]}")
 
 
-def _search_file(
-    index: Path, queries: Path, k: int, where: dict[str, Any] | None, embedder: str | None
-) -> None:
-    from lethe.retrieval.documents import read_jsonl
-    from lethe.retrieval.errors import InvalidArgument
-
-    records = read_jsonl(queries)
-    ids: list[Any] = []
-    texts: list[str] = []
-    for where_in_file, record in records:
-        if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("query"), str):
-            raise InvalidArgument(f'{where_in_file}: each line needs an "id" and a string "query"')
-        if not record["query"].strip():
-            raise InvalidArgument(f"{where_in_file}: the query is empty")
-        ids.append(record["id"])
-        texts.append(record["query"])
-    if not texts:
-        raise InvalidArgument(f"{queries}: no queries found")
-    opened = _open(index, embedder)
-    # Validate k and the queries once up front, so no partial output precedes an error.
-    opened.search_many(texts[:1], k, where)
-    step = opened.limits.max_queries
-    for start in range(0, len(texts), step):
-        results = opened.search_many(texts[start : start + step], k, where)
-        for query_id, hits in zip(ids[start : start + step], results, strict=True):
-            typer.echo(json.dumps({"id": query_id, "hits": [h.to_json() for h in hits]}))
-
-
 @app.command()
 def info(
     index: IndexDir,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Describe an index: embedder, index type, counts, format version, snapshot."""
-    from lethe.retrieval.index import read_manifest
-    from lethe.retrieval.snapshots import SnapshotDir
+    from lethe.retrieval.index_admin import describe_index
 
-    directory = SnapshotDir(index)
-    name = directory.current_name()
-    manifest = read_manifest(index)
-    path = directory.path_of(name)
-    fields = {
-        "path": str(index),
-        "snapshot": name,
-        "format_version": manifest.format_version,
-        "embedder": manifest.embedder.name,
-        "dimension": manifest.embedder.dimension,
-        "index_kind": manifest.index_kind,
-        "index_setting": manifest.index_config.kind,
-        "ivf_nlist": manifest.ivf_nlist,
-        "documents": manifest.documents,
-        "passages": manifest.passages,
-        "chunk_max_tokens": manifest.chunker.max_tokens,
-        "chunk_overlap_tokens": manifest.chunker.overlap_tokens,
-        "created_at": manifest.created_at,
-        "size_bytes": sum(f.stat().st_size for f in path.iterdir() if f.is_file()),
-    }
+    fields = describe_index(index)
     if as_json:
         typer.echo(json.dumps(fields))
         return
     for key, value in fields.items():
         typer.echo(f"{key:>22}: {value}")
-
-
-def _pydantic_message(error: Any) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}" for item in error.errors()
-    )
