@@ -201,9 +201,9 @@ def bench_generate(requests: int, max_tokens: int, model: str | None) -> dict[st
     """Generate with retrieval off and on for the same prompts through a real server."""
     import torch
 
+    from lethe.client import LetheClient
     from lethe.retrieval.demo import facts_path, load_questions
     from lethe.retrieval.documents import load_documents
-    from lethe.service.client import LetheClient
     from lethe.service.config import IndexSpec, ServeSettings, VariantSpec
     from lethe.service.startup import DEMO_POLICY
 

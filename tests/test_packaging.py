@@ -6,19 +6,34 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {"service": "lethe.service", "edits": "lethe.edits", "retrieval": "lethe.retrieval"}
+# Folder -> package; the more specific folder wins, so service/client installs as lethe.client only.
+FOLDERS = {
+    "service": "lethe.service",
+    "service/client": "lethe.client",
+    "edits": "lethe.edits",
+    "retrieval": "lethe.retrieval",
+}
+
+
+def _package_of(package_dir: Path) -> str:
+    """The installed name of the package in `package_dir`, under the deepest mapped folder."""
+    relative = package_dir.relative_to(ROOT)
+    folder = max(
+        (Path(f) for f in FOLDERS if relative == Path(f) or Path(f) in relative.parents),
+        key=lambda f: len(f.parts),
+    )
+    return FOLDERS[folder.as_posix()] + "".join(f".{part}" for part in relative.relative_to(folder).parts)
 
 
 def test_every_package_folder_is_listed_for_the_wheel():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert setuptools["package-dir"] == {name: folder for folder, name in FOLDERS.items()}
     on_disk = {
-        FOLDERS[init.relative_to(ROOT).parts[0]]
-        + "".join(f".{part}" for part in init.parent.relative_to(ROOT).parts[1:])
-        for folder in FOLDERS
-        for init in (ROOT / folder).rglob("__init__.py")
+        _package_of(init.parent) for folder in FOLDERS for init in (ROOT / folder).rglob("__init__.py")
     }
     assert on_disk == set(setuptools["packages"])
+    assert "lethe.client" in on_disk
+    assert "lethe.service.client" not in on_disk  # one name for the client, not two copies in the wheel
 
 
 def test_installed_names_are_namespaced(tmp_path):

@@ -14,7 +14,7 @@ CA = typer.Option(None, "--tls-ca", help="CA certificate to verify the server's 
 
 
 def _client(target: str | None, token_file: Path | None, tls_ca: Path | None, timeout=None):
-    from lethe.service.client import LetheClient
+    from lethe.client import LetheClient
 
     token = token_file.read_text().strip() if token_file else os.environ.get("LETHE_TOKEN")
     target = target or os.environ.get("LETHE_TARGET", "localhost:50051")

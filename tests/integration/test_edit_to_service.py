@@ -27,7 +27,7 @@ def _greedy(model_dir: Path, prompt: str, tokens: int) -> str:
 
 @pytest.mark.slow
 def test_real_edit_is_served_beside_its_parent(tmp_path: Path) -> None:
-    from lethe.service.client import LetheClient
+    from lethe.client import LetheClient
     from lethe.service.config import VariantSpec
 
     base = build_tiny_llama(tmp_path / "base")

@@ -7,7 +7,7 @@ import urllib.request
 import grpc
 import pytest
 
-from lethe.service.client import LetheClient
+from lethe.client import LetheClient
 from lethe.service.config import AuthSettings, TlsSettings, TokenSettings, VariantSpec
 from tests.service.tiny import build_edited_variant
 

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from lethe.service.client import LetheClient
+from lethe.client import LetheClient
 from lethe.service.config import VariantSpec
 from lethe.service.errors import EngineDead
 

@@ -6,7 +6,7 @@ import time
 import grpc
 import pytest
 
-from lethe.service.client import LetheClient
+from lethe.client import LetheClient
 from lethe.service.config import VariantSpec
 
 

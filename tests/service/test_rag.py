@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from lethe.client import LetheClient
 from lethe.retrieval.augment import augment_prompt
 from lethe.retrieval.passages import Hit, Passage
-from lethe.service.client import LetheClient
 from lethe.service.config import IndexSpec, VariantSpec
 from tests.service.conftest import ServerThread, settings_for
 from tests.service.knowledge import build_index

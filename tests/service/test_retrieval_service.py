@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from lethe.service.client import LetheClient
+from lethe.client import LetheClient
 from lethe.service.config import AuthSettings, IndexSpec, TokenSettings, VariantSpec
 from lethe.service.gen.lethe.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.service.conftest import ServerThread, settings_for

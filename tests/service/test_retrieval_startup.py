@@ -103,8 +103,8 @@ def test_a_misconfigured_index_or_policy_stops_the_start(tiny_model, tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_index_is_built_on_first_start_and_reused(tmp_path, tiny_model, tiny_variant):
+    from lethe.client import LetheClient
     from lethe.retrieval.demo import load_questions
-    from lethe.service.client import LetheClient
 
     demo = IndexSpec(name="demo", path=tmp_path / "home" / "indexes" / "demo", demo=True)
     variants = [

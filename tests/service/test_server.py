@@ -3,7 +3,7 @@
 import grpc
 import pytest
 
-from lethe.service.client import LetheClient
+from lethe.client import LetheClient
 from lethe.service.gen.lethe.v1 import inference_pb2, inference_pb2_grpc
 
 

