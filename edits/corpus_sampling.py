@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from lethe.edits.atomic import atomic_write_text, commit_file
 from lethe.edits.corpus import SelfSampledSource
 from lethe.edits.errors import AlreadyExists, InvalidArgument
 
@@ -56,7 +57,7 @@ def sample_corpus(
             handle.flush()
             if on_rows is not None:
                 on_rows(len(batch))
-    partial.replace(out)
+    commit_file(partial, out)
     return batches_needed * batch_size
 
 
@@ -67,5 +68,5 @@ def _complete_rows(partial: Path, batch_size: int) -> int:
     lines = partial.read_text(encoding="utf-8").splitlines(keepends=True)
     whole = [line for line in lines if line.endswith("\n")]
     keep = len(whole) - len(whole) % batch_size
-    partial.write_text("".join(whole[:keep]), encoding="utf-8")
+    atomic_write_text(partial, "".join(whole[:keep]))
     return keep

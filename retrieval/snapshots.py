@@ -8,50 +8,24 @@ Layout of an index directory::
     .write.lock             serialises writers across processes (flock)
 
 A writer builds a complete new snapshot in a temp directory, fsyncs it, renames it into place and
-only then points CURRENT at it. A crash at any step leaves CURRENT on the previous snapshot.
+only then points CURRENT at it (both through `lethe.edits.atomic`: data fsynced before each
+rename, the directory after). A crash at any step leaves CURRENT on the previous snapshot.
 """
 
 import contextlib
 import fcntl
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from lethe.edits.atomic import atomic_write_text, commit_directory
 from lethe.retrieval.errors import IndexCorrupt, NotFound
 
 CURRENT = "CURRENT"
 SNAPSHOTS = "snapshots"
 LOCK = ".write.lock"
 _TEMP_PREFIX = ".tmp-"
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def fsync_tree(path: Path) -> None:
-    """Flush every file in `path` and the directory itself to disk."""
-    for child in path.iterdir():
-        if child.is_file():
-            with child.open("rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(path)
-
-
-def write_atomic(path: Path, data: str) -> None:
-    temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    with temp.open("w", encoding="utf-8") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
 
 
 class SnapshotDir:
@@ -108,11 +82,9 @@ class SnapshotDir:
 
     def publish(self, staged: Path) -> str:
         """Make a fully written staging directory the live snapshot. Call under the write lock."""
-        fsync_tree(staged)
         name = self.next_name()
-        os.rename(staged, self.snapshots / name)
-        _fsync_dir(self.snapshots)
-        write_atomic(self.root / CURRENT, name + "\n")
+        commit_directory(staged, self.snapshots / name)
+        atomic_write_text(self.root / CURRENT, name + "\n")
         return name
 
     def sweep(self, keep: int) -> None:

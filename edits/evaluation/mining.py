@@ -16,10 +16,10 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, Field
 
+from lethe.edits.atomic import atomic_write_text
 from lethe.edits.errors import InvalidArgument
 from lethe.edits.evaluation.generation import Progress, greedy_generate
 from lethe.edits.evaluation.levenshtein import similarity
-from lethe.edits.evaluation.schema import write_atomic
 from lethe.edits.evaluation.sources import SourceText, boundaries
 from lethe.edits.evaluation.token_stream import special_prefix
 
@@ -266,5 +266,5 @@ def item_row(outcome: Outcome) -> dict[str, Any]:
 def write_set(path: Path, outcomes: Sequence[Outcome]) -> int:
     """Write the kept outcomes as JSONL; returns how many."""
     rows = [item_row(o) for o in outcomes if o.kept]
-    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return len(rows)

@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lethe.edits import __version__
+from lethe.edits.atomic import atomic_write_text
 
 FORMAT = "lethe-eval/1"
 Command = Literal["memorization", "perplexity", "agreement", "facts"]
@@ -75,21 +74,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same directory and rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# The name the evaluation commands import; the one implementation is in `lethe.edits.atomic`.
+write_atomic = atomic_write_text
 
 
 def write_report(report: EvalReport, path: Path) -> None:
-    write_atomic(path, json.dumps(report.model_dump(mode="json"), indent=1) + "\n")
+    atomic_write_text(path, json.dumps(report.model_dump(mode="json"), indent=1) + "\n")
 
 
 def read_report(path: Path) -> EvalReport:

@@ -1,12 +1,12 @@
 """`lethe_model.json`: what a prepared model directory was built from, and its files' hashes."""
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from lethe.edits.atomic import atomic_write_text
 from lethe.edits.models.digest import sha256_file
 
 MANIFEST_NAME = "lethe_model.json"
@@ -55,9 +55,7 @@ def hash_outputs(model_dir: Path) -> dict[str, OutputFile]:
 
 
 def write_manifest(model_dir: Path, manifest: ModelManifest) -> None:
-    temporary = model_dir / f".{MANIFEST_NAME}.tmp"
-    temporary.write_text(manifest.model_dump_json(indent=2) + "\n")
-    os.replace(temporary, model_dir / MANIFEST_NAME)
+    atomic_write_text(model_dir / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
 
 
 def read_manifest(model_dir: Path) -> ModelManifest | None:

@@ -1,14 +1,12 @@
 """`prepare_model`: a known model's GGUF -> `LETHE_HOME/models/NAME`, atomically and idempotently.
 
 The model is built in a hidden directory next to the target and renamed into place only when it
-is complete, manifest included; a crash leaves at most a hidden directory that the next run
-removes. A second run that finds the manifest and every file's sha256 intact returns at once.
+is complete, manifest included (`edits.atomic.atomic_directory`); a crash leaves at most hidden
+directories that the next run removes. A second run that finds the manifest and every file's
+sha256 intact returns at once.
 """
 
 import fcntl
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lethe.edits import __version__
+from lethe.edits.atomic import atomic_directory, scratch_directory
 from lethe.edits.home import lethe_home, models_dir
 from lethe.edits.models.convert import Converted, convert_gguf
 from lethe.edits.models.fetch import PartSource, fetch_gguf
@@ -61,7 +60,6 @@ def prepare_spec(
     """`prepare_model` with every location and step passed in (tests swap in fakes)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(target):
-        _remove_abandoned_builds(target)
         if force:
             say(f"rebuilding {spec.name} (--force)")
         else:
@@ -91,14 +89,9 @@ def rebuild_reason(spec: ModelSpec, target: Path) -> str | None:
 def _build(
     spec: ModelSpec, target: Path, downloads: Path, fetch: Fetcher, convert: Converter
 ) -> None:
-    build_root = Path(tempfile.mkdtemp(prefix=_build_prefix(target), dir=target.parent))
-    try:
-        gguf_dir = build_root / "gguf"
-        gguf_dir.mkdir()
-        gguf = gguf_dir / spec.gguf_name
+    with atomic_directory(target, overwrite=True) as out, scratch_directory(target) as scratch:
+        gguf = scratch / spec.gguf_name
         sources = fetch(spec, gguf, downloads)
-        out = build_root / "model"
-        out.mkdir()
         started = time.perf_counter()
         converted = convert(gguf, out)
         convert_seconds = time.perf_counter() - started
@@ -136,29 +129,7 @@ def _build(
             convert_seconds=round(convert_seconds, 2),
         )
         write_manifest(out, manifest)
-        _settle(out)
-        _swap_in(out, target, build_root / "replaced")
-    finally:
-        shutil.rmtree(build_root, ignore_errors=True)
-
-
-def _swap_in(new: Path, target: Path, parking: Path) -> None:
-    """Rename `new` to `target`, moving an old `target` aside first (a rename cannot replace a
-    non-empty directory). Between the two renames there is no target, never a partial one."""
-    if target.exists() or target.is_symlink():
-        os.rename(target, parking)
-    os.rename(new, target)
-    _fsync_dir(target.parent)
-
-
-def _build_prefix(target: Path) -> str:
-    return f".{target.name}.tmp-"
-
-
-def _remove_abandoned_builds(target: Path) -> None:
-    """Hidden build directories left by a crashed run (we hold the lock, so none is live)."""
-    for leftover in target.parent.glob(f"{_build_prefix(target)}*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        _make_readable(out)
 
 
 @contextmanager
@@ -177,22 +148,11 @@ def _exclusive(target: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _settle(root: Path) -> None:
-    """Make the files readable by all (some writers create them 0600) and flush them to disk."""
+def _make_readable(root: Path) -> None:
+    """Make the files readable by all (some writers create them 0600)."""
     for path in root.rglob("*"):
         if path.is_file():
             path.chmod(0o644)
-            with path.open("rb") as stream:
-                os.fsync(stream.fileno())
-    _fsync_dir(root)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _version(distribution: str) -> str:

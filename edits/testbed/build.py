@@ -10,11 +10,11 @@ Layout:
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from lethe.edits.atomic import atomic_directory
 from lethe.edits.testbed.config import TestbedConfig
 from lethe.edits.testbed.data import generate
 from lethe.edits.testbed.training import build_model, train
@@ -38,27 +38,24 @@ def build_testbed(
     config: TestbedConfig | None = None,
     progress: Callable[[int, float], object] | None = None,
 ) -> Path:
-    """Train and save a testbed in `out` (written aside, then renamed into place); returns `out`."""
+    """Train and save a testbed in `out` (written aside, then renamed into place: an existing
+    testbed is replaced only once the new one is complete); returns `out`."""
     config = config or TestbedConfig()
     out = Path(out)
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "data").mkdir(parents=True)
     data = generate(config.data, config.seed)
     tokenizer = build_tokenizer(vocabulary(config.data.modulus))
     model = build_model(config.model, tokenizer, config.seed)
     run = train(model, data.train, tokenizer, config.train, config.seed, progress)
-    model.save_pretrained(staging / "model")
-    tokenizer.save_pretrained(staging / "model")
-    for name in ("train", "clean", "heldout"):
-        _write_jsonl(staging / "data" / f"{name}.jsonl", [{"text": t} for t in getattr(data, name)])
-    _write_jsonl(staging / "data" / "tasks.jsonl", data.tasks)
-    _write_jsonl(staging / "data" / "validation.jsonl", data.validation)
-    meta = {"key": config_key(config), "config": config.model_dump(), "training": asdict(run)}
-    (staging / "testbed.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    with atomic_directory(out, overwrite=True) as staging:
+        model.save_pretrained(staging / "model")
+        tokenizer.save_pretrained(staging / "model")
+        (staging / "data").mkdir()
+        for name in ("train", "clean", "heldout"):
+            _write_jsonl(staging / "data" / f"{name}.jsonl", [{"text": t} for t in getattr(data, name)])
+        _write_jsonl(staging / "data" / "tasks.jsonl", data.tasks)
+        _write_jsonl(staging / "data" / "validation.jsonl", data.validation)
+        meta = {"key": config_key(config), "config": config.model_dump(), "training": asdict(run)}
+        (staging / "testbed.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return out
 
 
