@@ -6,12 +6,15 @@ Every check runs before any eigendecomposition or write, so a bad recipe costs n
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from lethe.edits import __version__
 from lethe.edits.checkpoint import read_tensors, write_checkpoint
+from lethe.edits.edit_manifest import FORMAT as EDIT_FORMAT
+from lethe.edits.edit_manifest import EditManifest, FactorsRef, MatrixResult, ParentRef
 from lethe.edits.errors import AlreadyExists, InvalidArgument
 from lethe.edits.factor_store import FactorStore, now_iso
 from lethe.edits.fingerprint import model_fingerprint
@@ -31,8 +34,17 @@ class MatrixTiming:
 @dataclass(frozen=True)
 class EditResult:
     checkpoint: Path
-    manifest: dict
+    edit_manifest: EditManifest
     timings: list[MatrixTiming]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """`edit_manifest` as the JSON written to `lethe_edit.json`.
+
+        Kept for callers that still index the manifest as a dict (`lethe edit apply`'s output
+        in service/cli/edit.py, tests/integration); new code reads `edit_manifest`.
+        """
+        return self.edit_manifest.model_dump(mode="json")
 
 
 def validate(
@@ -100,20 +112,16 @@ def apply_edit(
         raise InvalidArgument("--out must differ from the model directory: the parent is never modified")
 
     replacements, matrices, timings = edit_matrices(spec, store, targets, eigen_dtype, progress=progress)
-    manifest = {
-        "format": "lethe-edit/1",
-        "lethe_version": __version__,
-        "created": now_iso(),
-        "parent": {
-            "path": str(spec.path),
-            "fingerprint": parent_fingerprint,
-            "model_type": spec.model_type,
-        },
-        "factors": {"path": str(store.path.resolve()), "fingerprint": store.fingerprint},
-        "recipe": recipe.model_dump(mode="json"),
-        "matrices": matrices,
-        "edited_tensors": list(replacements),
-    }
+    manifest = EditManifest(
+        format=EDIT_FORMAT,
+        lethe_version=__version__,
+        created=now_iso(),
+        parent=ParentRef(path=str(spec.path), fingerprint=parent_fingerprint, model_type=spec.model_type),
+        factors=FactorsRef(path=str(store.path.resolve()), fingerprint=store.fingerprint),
+        recipe=recipe,
+        matrices=matrices,
+        edited_tensors=list(replacements),
+    )
     write_checkpoint(spec.path, out, replacements, manifest, overwrite=overwrite)
     return EditResult(out, manifest, timings)
 
@@ -125,11 +133,13 @@ def edit_matrices(
     eigen_dtype: torch.dtype = torch.float64,
     *,
     progress: bool = True,
-) -> tuple[dict[str, torch.Tensor], list[dict], list[MatrixTiming]]:
+) -> tuple[dict[str, torch.Tensor], list[MatrixResult], list[MatrixTiming]]:
     """The edited weights by tensor name, with what each edit kept, for validated targets."""
     names = [spec.layout.weight_name(t.block, t.projection) for t in targets]
     weights = read_tensors(spec.path, names)
-    replacements, matrices, timings = {}, [], []
+    replacements: dict[str, torch.Tensor] = {}
+    matrices: list[MatrixResult] = []
+    timings: list[MatrixTiming] = []
     for target, name in tqdm(
         list(zip(targets, names, strict=True)), desc="edit", unit="matrix", disable=not progress
     ):
@@ -146,14 +156,14 @@ def edit_matrices(
         )
         replacements[name] = edited
         matrices.append(
-            {
-                "tensor": name,
-                "block": target.block,
-                "projection": target.projection,
-                "keep_mass": target.keep_mass,
-                "achieved_mass": selection.achieved_mass,
-                "kept_pairs": selection.kept_pairs,
-                "total_pairs": selection.total_pairs,
-            }
+            MatrixResult(
+                tensor=name,
+                block=target.block,
+                projection=target.projection,
+                keep_mass=target.keep_mass,
+                achieved_mass=selection.achieved_mass,
+                kept_pairs=selection.kept_pairs,
+                total_pairs=selection.total_pairs,
+            )
         )
     return replacements, matrices, timings

@@ -1,7 +1,8 @@
 """Writing an edited checkpoint: the parent's files with some tensors replaced, plus `lethe_edit.json`.
 
 Every tensor that was not edited is copied byte for byte. The checkpoint is built in a hidden
-temporary directory and renamed into place, so a loader never finds a half-written checkpoint.
+temporary directory and renamed into place (`atomic_directory`), so a loader never finds a
+half-written checkpoint. The manifest's schema is `edit_manifest.EditManifest`.
 """
 
 import json
@@ -13,9 +14,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from lethe.edits.atomic import atomic_directory
+from lethe.edits.edit_manifest import EDIT_MANIFEST, EditManifest
 from lethe.edits.errors import NotFound
 
-EDIT_MANIFEST = "lethe_edit.json"
 _NOT_INHERITED = {EDIT_MANIFEST, "lethe_model.json"}
 
 
@@ -49,7 +50,7 @@ def write_checkpoint(
     parent: Path,
     out: Path,
     replacements: dict[str, torch.Tensor],
-    manifest: dict,
+    manifest: EditManifest,
     *,
     overwrite: bool = False,
 ) -> Path:
@@ -67,7 +68,7 @@ def write_checkpoint(
                 shutil.copytree(source, target)
             else:
                 shutil.copy2(source, target)
-        (staging / EDIT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest.write(staging)
     return out
 
 

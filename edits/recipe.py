@@ -71,5 +71,5 @@ class Recipe(BaseModel):
 @dataclass(frozen=True)
 class EditTarget:
     block: int
-    projection: str
+    projection: Projection
     keep_mass: float

@@ -232,8 +232,8 @@ def run_sweep(
             for name, edited in replacements.items():
                 originals[name] = parameters[name].detach().clone()
                 parameters[name].data.copy_(edited.to(parameters[name].dtype))
-            kept = sum(m["kept_pairs"] for m in matrices)
-            kept_fraction = kept / sum(m["total_pairs"] for m in matrices)
+            kept = sum(m.kept_pairs for m in matrices)
+            kept_fraction = kept / sum(m.total_pairs for m in matrices)
         try:
             measured = measure(working, parent, set_path, text_path, settings, groups, exact, text_blocks)
         finally:

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from lethe.edits.apply_job import apply_edit
 from lethe.edits.checkpoint import EDIT_MANIFEST
 from lethe.edits.collection_job import CollectRequest, collect
+from lethe.edits.edit_manifest import EditManifest, find_edits
 from lethe.edits.errors import AlreadyExists, InvalidArgument
 from lethe.edits.fingerprint import model_fingerprint
 from lethe.edits.recipe import Recipe
@@ -51,7 +52,7 @@ def test_checkpoint_round_trip(tiny_llama: Path, llama_factors: Path, tmp_path: 
     result = apply_edit(tiny_llama, llama_factors, out, recipe, progress=False)
 
     parent, child = _tensors(tiny_llama), _tensors(out)
-    edited = set(result.manifest["edited_tensors"])
+    edited = set(result.edit_manifest.edited_tensors)
     assert edited == {
         "model.layers.1.mlp.gate_proj.weight",
         "model.layers.1.mlp.up_proj.weight",
@@ -84,6 +85,33 @@ def test_checkpoint_round_trip(tiny_llama: Path, llama_factors: Path, tmp_path: 
     assert (out / "tokenizer.json").is_file() and not list(tmp_path.glob(".edited.*"))
 
 
+def test_the_checkpoint_apply_writes_reads_back_typed(
+    tiny_llama: Path, llama_factors: Path, tmp_path: Path
+) -> None:
+    recipe = Recipe(blocks=[1], projections=["up", "down"], keep_mass=0.7)
+    out = tmp_path / "checkpoints" / "forget"
+    result = apply_edit(tiny_llama, llama_factors, out, recipe, progress=False)
+
+    manifest = EditManifest.read(out)
+    assert manifest == result.edit_manifest and manifest is not None
+    assert result.manifest == json.loads((out / EDIT_MANIFEST).read_text())  # the JSON form, as written
+    assert manifest.parent_path == tiny_llama.resolve()
+    assert manifest.parent.fingerprint == model_fingerprint(tiny_llama)
+    assert manifest.parent.model_type == "llama"
+    assert manifest.factors.path == str(llama_factors.resolve()) and manifest.factors.fingerprint
+    assert manifest.recipe == recipe
+    assert manifest.edited_tensors == [
+        "model.layers.1.mlp.up_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
+    ]
+    assert [(m.tensor, m.block, m.projection, m.keep_mass) for m in manifest.matrices] == [
+        ("model.layers.1.mlp.up_proj.weight", 1, "up", 0.7),
+        ("model.layers.1.mlp.down_proj.weight", 1, "down", 0.7),
+    ]
+    assert find_edits(tmp_path / "checkpoints", tiny_llama) == [("forget", out)]
+    assert EditManifest.read(tiny_llama) is None  # the parent is a plain model
+
+
 def test_eigendecompositions_are_cached_in_the_store(
     tiny_llama: Path, llama_factors: Path, tmp_path: Path
 ) -> None:
@@ -95,7 +123,7 @@ def test_eigendecompositions_are_cached_in_the_store(
     )
     assert _tensors(tmp_path / "a").keys() == _tensors(tmp_path / "b").keys()
     assert all(torch.equal(_tensors(tmp_path / "a")[k], v) for k, v in _tensors(tmp_path / "b").items())
-    assert again.manifest["matrices"][0]["kept_pairs"] > 0
+    assert again.edit_manifest.matrices[0].kept_pairs > 0
 
 
 _KILL_DURING_WRITE = """
@@ -188,7 +216,7 @@ def test_a_projection_the_architecture_lacks_is_refused(tiny_corpus: Path, tmp_p
         Recipe(blocks=[1], keep_mass=0.5, projections=["up", "down"]),
         progress=False,
     )
-    assert result.manifest["edited_tensors"] == [
+    assert result.edit_manifest.edited_tensors == [
         "transformer.h.1.mlp.c_fc.weight",
         "transformer.h.1.mlp.c_proj.weight",
     ]
