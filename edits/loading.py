@@ -1,13 +1,15 @@
-"""Loading a causal LM and what the edits need to know about it."""
+"""Loading a causal LM (the one loader: the edits, the evaluation and the service use it) and what
+the edits need to know about a checkpoint."""
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from lethe.edits.architectures import MlpLayout, layout_for
-from lethe.edits.errors import NotFound
+from lethe.edits.errors import InvalidArgument, NotFound
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,18 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def load_causal_lm(path: Path, device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, object]:
+def load_causal_lm(path: Path, device: torch.device | str, dtype: torch.dtype) -> tuple[torch.nn.Module, Any]:
+    """Model and tokenizer of the Hugging Face checkpoint directory `path`, for inference.
+
+    The model is on `device` in `dtype`, in eval mode, with no parameter requiring grad (callers
+    that need gradients w.r.t. activations make their own leaves, as `collect` does).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise InvalidArgument(f"{path} is not a Hugging Face checkpoint directory (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    model.eval()
+    model.eval().requires_grad_(False)
     return model, tokenizer

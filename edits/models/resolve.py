@@ -22,8 +22,15 @@ def is_prepared(model_dir: Path) -> bool:
 
 
 def resolve_model(name_or_path: str | Path, *, prepare: bool = True) -> Path:
-    """A known model name -> its prepared directory (prepared first when missing and `prepare`);
-    anything else -> a local Hugging Face causal-LM directory, which must hold config.json."""
+    """The one resolution of what a user typed for a model to a checkpoint directory (resolved).
+
+    A directory holding config.json is used as it is; a known model name gives its prepared
+    directory (prepared first when missing and `prepare`, else `NotFound` saying how); anything
+    else is a `NotFound` that names the known models and what a directory must hold.
+    """
+    path = Path(name_or_path).expanduser()
+    if (path / "config.json").is_file():
+        return path.resolve()
     if isinstance(name_or_path, str) and name_or_path in KNOWN_MODELS:
         target = prepared_path(name_or_path)
         if is_prepared(target):
@@ -33,9 +40,6 @@ def resolve_model(name_or_path: str | Path, *, prepare: bool = True) -> Path:
                 f"model {name_or_path!r} is not prepared; run `lethe models prepare {name_or_path}`"
             )
         return prepare_model(name_or_path)
-    path = Path(name_or_path).expanduser()
-    if (path / "config.json").is_file():
-        return path.resolve()
     known = ", ".join(KNOWN_MODELS)
     problem = (
         "is a directory without config.json"

@@ -4,12 +4,13 @@ These call the same library functions as `lethe edit collect` and `lethe edit ap
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
+from lethe.edits.atomic import atomic_directory
 from lethe.edits.factor_store import FactorStore
+from lethe.edits.loading import load_causal_lm
 from lethe.edits.prune import prune_weight
 from lethe.edits.recipe import Recipe
 from lethe.edits.spectral import Eigen
@@ -97,10 +98,8 @@ def random_basis_control(
     The eigenvalues are kept, so the mask (which and how many pairs survive) has exactly the
     shape of the real edit's; only the directions it is applied in are random.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     store = FactorStore(factors)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model, tokenizer = load_causal_lm(model_dir, "cpu", torch.float32)
     generator = torch.Generator().manual_seed(seed)
     names = {"gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
     kept: dict[str, int] = {}
@@ -114,13 +113,9 @@ def random_basis_control(
             edited, selection = prune_weight(linear.weight.data, random_a, random_g, keep_mass)
             linear.weight.data.copy_(edited)
             kept[f"{block}.{projection}"] = selection.kept_pairs
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(staging)
     meta = {"control": "random orthogonal bases", "keep_mass": keep_mass, "seed": seed, "kept": kept}
-    (staging / "lethe_control.json").write_text(json.dumps(meta, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    with atomic_directory(out, overwrite=True) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / "lethe_control.json").write_text(json.dumps(meta, indent=1) + "\n")
     return out

@@ -1,8 +1,9 @@
 """Loading HF causal-LM weights, and deriving pruned variants that share the parent's tensors.
 
-An edited checkpoint (see `lethe_edit.json`, written by `lethe edit apply`) differs from its parent
-only in `edited_tensors`. `derive_variant` copies the parent module but reuses every unchanged
-parameter object, so N variants cost one model plus N times the edited matrices.
+An edited checkpoint (its `lethe_edit.json`, `lethe.edits.edit_manifest.EditManifest`, is written
+by `lethe edit apply`) differs from its parent only in `edited_tensors`. `derive_variant` copies
+the parent module but reuses every unchanged parameter object, so N variants cost one model plus
+N times the edited matrices. Loading itself is `lethe.edits.loading.load_causal_lm`.
 """
 
 import copy
@@ -13,37 +14,15 @@ from typing import Any
 
 import torch
 
-from lethe.service.errors import InvalidRequest
+from lethe.edits.loading import load_causal_lm
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "lethe_edit.json"
-
-
-def read_manifest(checkpoint: Path) -> dict[str, Any] | None:
-    """The checkpoint's `lethe_edit.json`, or None for a plain model directory."""
-    path = checkpoint / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise InvalidRequest("checkpoint", f"{path} is not valid JSON: {error}") from error
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("edited_tensors"), list):
-        raise InvalidRequest("checkpoint", f"{path} has no `edited_tensors` list")
-    return manifest
-
 
 def load_model(path: Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[Any, Any]:
-    """Model (eval mode, no grad, on `device`) and tokenizer from an HF directory."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not (path / "config.json").is_file():
-        raise InvalidRequest("checkpoint", f"{path} is not a model directory (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    model.to(device).eval().requires_grad_(False)
-    return model, tokenizer
+    """Model (eval mode, no grad, on `device`) and tokenizer from an HF directory: the one loader,
+    `load_causal_lm`, with the service's argument order."""
+    return load_causal_lm(path, device, dtype)
 
 
 def _safetensors_files(checkpoint: Path) -> list[Path]:

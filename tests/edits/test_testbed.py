@@ -8,7 +8,7 @@ from lethe.edits.testbed.build import build_testbed, config_key, is_built
 from lethe.edits.testbed.calibration import calibrate_keep_mass
 from lethe.edits.testbed.config import DataConfig, ModelConfig, TestbedConfig, TrainConfig
 from lethe.edits.testbed.data import KINDS, generate
-from lethe.edits.testbed.pipeline import collect_clean_factors, random_orthogonal
+from lethe.edits.testbed.pipeline import collect_clean_factors, random_basis_control, random_orthogonal
 from lethe.edits.testbed.training import build_model, train
 from lethe.edits.testbed.vocabulary import UNK, build_tokenizer, vocabulary
 
@@ -124,3 +124,18 @@ def test_calibration_scans_rho_down_and_stops_at_the_first_that_meets_the_target
     never = calibrate_keep_mass(out / "model", factors, validation, grid=grid, most_recited=-1.0)
     assert never.keep_mass is None and [rho for rho, _ in never.trace] == [1.0, 0.99, 0.9, 0.5]
     assert all(0.0 <= recited <= 1.0 for _, recited in never.trace)
+
+
+def test_the_random_basis_control_is_a_loadable_checkpoint_that_changes_only_the_mlps(tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    out = build_testbed(tmp_path / "tb", TINY)
+    factors = collect_clean_factors(out, tmp_path / "factors", tokens=256, seq_len=32, batch_size=4)
+    control = random_basis_control(out / "model", factors, tmp_path / "control", 0.5, blocks=[0], seed=3)
+    meta = json.loads((control / "lethe_control.json").read_text())
+    assert meta["keep_mass"] == 0.5 and set(meta["kept"]) == {"0.gate", "0.up", "0.down"}
+    before, after = load_file(out / "model" / "model.safetensors"), load_file(control / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {f"model.layers.0.mlp.{p}_proj.weight" for p in ("gate", "up", "down")}
+    assert (control / "tokenizer.json").is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
