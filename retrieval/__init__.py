@@ -8,6 +8,8 @@ Plain functions and classes over domain types (no gRPC here):
   `.delete_documents`, `.info`, `.refresh`; `SearchLimits`
 - `retrieval.vectors`: `IndexConfig` (flat / hnsw / ivf / auto) and the FAISS wrapper
 - `retrieval.demo`: the shipped fact corpus and question set; `retrieval.evaluation`: recall@k
+- `retrieval.index_admin`: what `lethe index` does (build, add, delete, search, describe a directory)
+- `retrieval.facts_eval`: fact QA scoring; `retrieval.facts_run`: `lethe eval facts` end to end
 - `retrieval.errors`: retrieval's errors in the shared hierarchy (`lethe.edits.errors.LetheError`)
 
 Heavy dependencies (torch, transformers, faiss) are imported only when used.
