@@ -99,8 +99,8 @@ async def _memory(model: Path, checkpoints: list[Path], shared: bool) -> dict:
     import ctypes
     import gc
 
-    from lethe.service.config import ServeSettings, VariantSpec
     from lethe.service.catalog import Catalog
+    from lethe.service.config import ServeSettings, VariantSpec
     from lethe.service.variants import VariantManager
 
     before = rss_bytes()
@@ -206,8 +206,16 @@ def summarise(result: dict) -> dict:
 
 def make_pruned_checkpoints(model: Path, out: Path, count: int) -> list[Path]:
     """Synthetic edited checkpoints: two MLP blocks' gate/up/down rows zeroed at random."""
+    from datetime import UTC, datetime
+
     import torch
     from safetensors.torch import load_file, save_file
+
+    from lethe.edits import __version__
+    from lethe.edits.edit_manifest import EditManifest, FactorsRef, ParentRef
+    from lethe.edits.recipe import Recipe
+
+    model_type = json.loads((model / "config.json").read_text())["model_type"]
 
     tensors = load_file(str(model / "model.safetensors"))
     layers = sorted({int(k.split(".")[2]) for k in tensors if k.startswith("model.layers.")})
@@ -226,13 +234,17 @@ def make_pruned_checkpoints(model: Path, out: Path, count: int) -> list[Path]:
             keep = (torch.rand(changed[name].shape[0], generator=generator) > 0.4).to(changed[name].dtype)
             changed[name] = changed[name] * keep[:, None]
         save_file(changed, str(target / "model.safetensors"), metadata={"format": "pt"})
-        manifest = {
-            "format": "lethe-edit/1",
-            "parent": {"path": str(model.resolve())},
-            "recipe": {"blocks": blocks, "projections": ["gate", "up", "down"], "synthetic": True},
-            "edited_tensors": edited,
-        }
-        (target / "lethe_edit.json").write_text(json.dumps(manifest))
+        # Synthetic: rows zeroed at random, not a curvature edit (no factors, no mass achieved).
+        EditManifest(
+            format="lethe-edit/1",
+            lethe_version=__version__,
+            created=datetime.now(UTC).isoformat(),
+            parent=ParentRef(path=str(model.resolve()), fingerprint="", model_type=model_type),
+            factors=FactorsRef(path="", fingerprint=""),
+            recipe=Recipe(blocks=blocks, keep_mass=0.6),
+            matrices=[],
+            edited_tensors=edited,
+        ).write(target)
         made.append(target)
     return made
 

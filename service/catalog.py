@@ -46,6 +46,8 @@ class Variant:
     # Alias: the variant whose engine this one serves ("" for a variant with weights of its own).
     alias_of: str = ""
     error: str = ""
+    # The exception a failed load raised (its kind becomes the status of a waiting LoadVariant).
+    failure: Exception | None = None
     engine: Engine | None = None
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -134,7 +134,8 @@ class ServeSettings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(50051, ge=0, le=65535)
-    metrics_host: str = "0.0.0.0"
+    # None: the metrics endpoint binds `host`.
+    metrics_host: str | None = None
     # None disables the metrics endpoint; 0 picks a free port.
     metrics_port: int | None = Field(9090, ge=0, le=65535)
     engine: EngineName = "transformers"
@@ -152,6 +153,12 @@ class ServeSettings(BaseSettings):
     max_documents_per_add: int = Field(10_000, ge=1)
     default_max_tokens: int = Field(64, ge=1)
     max_tokens_limit: int = Field(1024, ge=1)
+    # Request bounds, checked before any heavy work (a prompt longer than this is refused before
+    # it is tokenized; the token bound is the variant's context).
+    max_prompt_chars: int = Field(200_000, ge=1)
+    max_stop_strings: int = Field(16, ge=0)
+    max_stop_chars: int = Field(256, ge=1)
+    max_request_id_chars: int = Field(128, ge=1)
     max_batch_size: int = Field(8, ge=1)
     max_queue: int = Field(64, ge=0)
     grace_seconds: float = Field(10.0, ge=0)
@@ -164,6 +171,13 @@ class ServeSettings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    # Directories Admin's LoadVariant may load checkpoints and models from, besides
+    # LETHE_HOME/checkpoints and LETHE_HOME/models. Configured variants are not confined.
+    variant_roots: list[Path] = Field(default_factory=list)
+    # vLLM engines' memory unless a variant's options say otherwise (Admin-loaded ones included):
+    # GiB of KV cache on CPU hosts, the fraction of the GPU on GPU hosts.
+    vllm_cpu_kvcache_space_gib: int = Field(2, ge=1)
+    vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
     # Where edit jobs, experiments and exposures are kept (a SQLAlchemy URL). None: an SQLite file
     # under LETHE_HOME; replicas that must share them use PostgreSQL (`postgresql+psycopg://...`).
     database_url: str | None = Field(None, min_length=1)
@@ -178,10 +192,17 @@ class ServeSettings(BaseSettings):
         if engine == "transformers":
             values.setdefault("max_batch_size", self.max_batch_size)
             values.setdefault("max_queue", self.max_queue)
+        else:
+            values.setdefault("cpu_kvcache_space_gib", self.vllm_cpu_kvcache_space_gib)
+            values.setdefault("gpu_memory_utilization", self.vllm_gpu_memory_utilization)
         try:
             return options_model(engine).model_validate(values)
         except ValidationError as error:
             raise InvalidRequest(f"variants.{spec.name}.options", _explain(error)) from None
+
+    @property
+    def metrics_bind_host(self) -> str:
+        return self.metrics_host if self.metrics_host is not None else self.host
 
     @model_validator(mode="after")
     def _engine_options(self) -> "ServeSettings":

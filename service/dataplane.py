@@ -45,12 +45,9 @@ class DataPlane:
             label = variant.name
             engine = variant.engine
             assert engine is not None
-            check_prompt(call.prompt)
-            sampling = validate_sampling(
-                call.sampling,
-                default_max_tokens=self.settings.default_max_tokens,
-                max_tokens_limit=self.settings.max_tokens_limit,
-            )
+            check_prompt(call.prompt, max_chars=self.settings.max_prompt_chars)
+            rid = request_id(call.request_id, max_chars=self.settings.max_request_id_chars)
+            sampling = validate_sampling(call.sampling, self.settings)
             retrieved = await retrieve(
                 call.prompt,
                 variant.name,
@@ -61,7 +58,6 @@ class DataPlane:
                 query=call.retrieval_query,
             )
             prompt, token_ids, used = await _fit(call.prompt, retrieved, engine)
-            rid = request_id(call.request_id)
             passages = tuple(
                 UsedPassage(h.passage.id, h.passage.doc_id, h.score, retrieved.policy.index)
                 for h in retrieved.hits[:used]

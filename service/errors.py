@@ -76,3 +76,9 @@ class EngineDead(ServiceError):
     """An engine stopped working (its worker or engine process died); the variant must be reloaded."""
 
     kind: ErrorKind = "unavailable"
+
+
+class VariantLoadFailed(ServiceError):
+    """A checkpoint exists but cannot be loaded (broken config, missing or mismatched tensors)."""
+
+    kind: ErrorKind = "failed_precondition"

@@ -72,22 +72,85 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return _replace_behaviour(handler, _map_errors)
 
 
+def _refuse(code: grpc.StatusCode, message: str) -> Callable:
+    """A behaviour wrapper that answers every call with `code`."""
+
+    def wrap(behaviour: Callable, *, streaming: bool) -> Callable:
+        if streaming:
+
+            async def refuse_stream(request, context):
+                await context.abort(code, message)
+                yield  # pragma: no cover - makes this an async generator
+
+            return refuse_stream
+
+        async def refuse_unary(request, context):
+            await context.abort(code, message)
+
+        return refuse_unary
+
+    return wrap
+
+
+def is_loopback_peer(peer: str) -> bool:
+    """Whether a gRPC peer string (`ipv4:127.0.0.1:5555`, `ipv6:[::1]:5555`, `unix:...`) is local."""
+    if peer.startswith("unix:"):
+        return True
+    if peer.startswith("ipv4:"):
+        return peer.removeprefix("ipv4:").startswith("127.")
+    if peer.startswith("ipv6:"):
+        host = peer.removeprefix("ipv6:").rsplit(":", 1)[0].strip("[]")
+        return host == "::1" or host.startswith("::ffff:127.")
+    return False
+
+
+def _local_only(service: str) -> Callable:
+    message = (
+        f"{service} has no token configured, so it answers only clients on this machine; "
+        "configure `auth.admin` to call it from elsewhere"
+    )
+
+    def wrap(behaviour: Callable, *, streaming: bool) -> Callable:
+        if streaming:
+
+            async def stream(request, context):
+                if not is_loopback_peer(context.peer()):
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+                async for item in behaviour(request, context):
+                    yield item
+
+            return stream
+
+        async def unary(request, context):
+            if not is_loopback_peer(context.peer()):
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+            return await behaviour(request, context)
+
+        return unary
+
+    return wrap
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Requires `authorization: Bearer <token>` on the services that have a token configured.
 
     `tokens` maps a fully qualified service name (e.g. "lethe.v1.Admin") to its token; services
-    without one (health, reflection, or a service left open) pass through.
+    without one pass through (health, reflection, an inference service left open), except those
+    in `local_without_token` (the admin services), which then answer loopback clients only.
     """
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    def __init__(self, tokens: dict[str, str], local_without_token: frozenset[str] = frozenset()) -> None:
         self._tokens = {service: token.encode() for service, token in tokens.items() if token}
+        self._local = {service for service in local_without_token if service not in self._tokens}
 
     async def intercept_service(self, continuation, handler_call_details):
         service = handler_call_details.method.rsplit("/", 2)[-2]
         expected = self._tokens.get(service)
         handler = await continuation(handler_call_details)
-        if expected is None or handler is None:
-            return handler
+        if handler is None:
+            return None
+        if expected is None:
+            return _replace_behaviour(handler, _local_only(service)) if service in self._local else handler
         metadata = dict(handler_call_details.invocation_metadata or ())
         given = metadata.get("authorization", "")
         scheme, _, token = given.partition(" ")
@@ -98,19 +161,4 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if not given
             else f"the bearer token is not valid for {service}"
         )
-
-        def deny(behaviour: Callable, *, streaming: bool) -> Callable:
-            if streaming:
-
-                async def deny_stream(request, context):
-                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-                    yield  # pragma: no cover - makes this an async generator
-
-                return deny_stream
-
-            async def deny_unary(request, context):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-            return deny_unary
-
-        return _replace_behaviour(handler, deny)
+        return _replace_behaviour(handler, _refuse(grpc.StatusCode.UNAUTHENTICATED, message))

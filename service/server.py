@@ -89,7 +89,7 @@ class LetheServer:
             RETRIEVAL_ADMIN: admin_token,
         }
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(tokens), ErrorInterceptor()],
+            interceptors=[AuthInterceptor(tokens, frozenset({ADMIN, RETRIEVAL_ADMIN})), ErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -129,7 +129,7 @@ class LetheServer:
         await server.start()
         if settings.metrics_port is not None:
             self._metrics_server, self.metrics_port = start_metrics_server(
-                self.metrics, settings.metrics_host, settings.metrics_port
+                self.metrics, settings.metrics_bind_host, settings.metrics_port
             )
         try:
             # Indexes first: importing transformers from two threads at once (the embedder here,

@@ -11,9 +11,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lethe.edits.errors import LetheError
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.service.catalog import Catalog, Lifecycle, Variant
 from lethe.service.config import ServeSettings, VariantSpec
+from lethe.service.confinement import confine
 from lethe.service.engines import factory
 from lethe.service.engines.weight_cache import WeightCache
 from lethe.service.errors import (
@@ -23,6 +25,7 @@ from lethe.service.errors import (
     UnknownVariant,
     VariantExists,
     VariantInUse,
+    VariantLoadFailed,
     VariantUnavailable,
 )
 
@@ -53,6 +56,25 @@ def discover_variants(model_dir: Path, home: Path) -> list[VariantSpec]:
         VariantSpec(name=name, checkpoint=path)
         for name, path in find_edits(home / "checkpoints", model_dir.resolve())
     ]
+
+
+def _describe(error: Exception, variant: Variant) -> str:
+    """What went wrong, without the checkpoint's resolved path (the client named it otherwise)."""
+    message = str(error) or type(error).__name__
+    if not isinstance(error, LetheError):
+        message = f"the checkpoint cannot be loaded ({type(error).__name__}: {message.splitlines()[0]})"
+    if variant.source is not None:
+        message = message.replace(str(variant.source), "<checkpoint>")
+    return message
+
+
+def load_error(variant: Variant) -> LetheError:
+    """The error a waiting client gets for a variant that failed to load."""
+    failure = variant.failure
+    if isinstance(failure, LetheError):
+        failure.args = (variant.error,)
+        return failure
+    return VariantLoadFailed(f"variant {variant.name!r}: {variant.error}")
 
 
 class VariantManager:
@@ -88,6 +110,17 @@ class VariantManager:
             await variant.settled.wait()
         return variant
 
+    async def load_requested(self, spec: VariantSpec, *, wait: bool = True) -> Variant:
+        """A load a client asked for (Admin): only from the allowed roots, never downloading; when
+        waited for, a failure is an error with its status and leaves nothing registered."""
+        if spec.name in self.catalog:
+            raise VariantExists(f"variant {spec.name!r} is already loaded; unload it first")
+        variant = await self.load(confine(spec, self.settings), wait=wait)
+        if wait and variant.lifecycle is Lifecycle.FAILED:
+            self.catalog.remove(variant.name)
+            raise load_error(variant)
+        return variant
+
     def _alias_target(self, spec: VariantSpec) -> Variant:
         assert spec.alias_of is not None
         if spec.alias_of not in self.catalog:
@@ -111,7 +144,8 @@ class VariantManager:
                 log.info("variant %s ready (%s)", variant.name, variant.engine_name)
         except Exception as error:
             log.exception("variant %s failed to load", variant.name)
-            variant.error = str(error) or type(error).__name__
+            variant.failure = error
+            variant.error = _describe(error, variant)
             self.catalog.set_lifecycle(variant, Lifecycle.FAILED)
         finally:
             variant.settled.set()

@@ -9,6 +9,9 @@ from typing import Literal
 FinishReason = Literal["stop", "length"]
 
 
+GREEDY_BELOW = 1e-5
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Validated sampling parameters (see `service.validation.sampling_from_request`)."""
@@ -22,7 +25,9 @@ class Sampling:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        # Below this, dividing logits by the temperature overflows float32 (inf - inf = nan in the
+        # softmax); greedy decoding is what such a temperature means anyway.
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass(frozen=True)

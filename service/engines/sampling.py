@@ -42,13 +42,16 @@ class TextTracker:
     def __init__(self, tokenizer, stop: tuple[str, ...]) -> None:
         self._tokenizer = tokenizer
         self._stop = tuple(s for s in stop if s)
+        self._longest_stop = max((len(s) for s in self._stop), default=0)
         self._emitted = 0
         self.text = ""
 
     def update(self, token_ids: list[int]) -> tuple[str, bool]:
         """The new delta and whether a stop string was reached (the text is then cut before it)."""
         text = self._tokenizer.decode(token_ids, skip_special_tokens=True)
-        cut = min((i for i in (text.find(s) for s in self._stop) if i >= 0), default=-1)
+        # A stop string not found before cannot start earlier than this: only the tail is searched.
+        start = max(0, self._emitted - self._longest_stop)
+        cut = min((i for i in (text.find(s, start) for s in self._stop) if i >= 0), default=-1)
         if cut >= 0:
             self.text = text[:cut]
             return self._take(len(self.text)), True

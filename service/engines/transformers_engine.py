@@ -346,7 +346,13 @@ class TransformersEngine(Engine):
         for row, slot in enumerate(slots):
             if slot.done or slot.cancelled:
                 continue
-            token = choose_token(logits[row], slot.request.sampling, slot.generator)
+            try:
+                token = choose_token(logits[row], slot.request.sampling, slot.generator)
+            except Exception as error:  # this row's sampling failed: end it alone, not the batch
+                log.exception("engine %s: sampling failed for %s", self._label, slot.request.request_id)
+                slot.done = True
+                slot.send(error)
+                continue
             slot.generated.append(token)
             finish = None
             if token in self._eos:

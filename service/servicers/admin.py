@@ -12,7 +12,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         self._catalog = catalog
 
     async def LoadVariant(self, request, context):
-        variant = await self._variants.load(variant_spec_from_proto(request), wait=request.wait)
+        variant = await self._variants.load_requested(variant_spec_from_proto(request), wait=request.wait)
         return admin_pb2.LoadVariantResponse(variant=variant_details(variant, self._catalog))
 
     async def UnloadVariant(self, request, context):

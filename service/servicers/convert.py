@@ -1,6 +1,7 @@
 """Protobuf to the core's types and back: the only place that touches messages' fields."""
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,14 +45,17 @@ def generate_call_from_proto(request: inference_pb2.GenerateRequest) -> Generate
     )
 
 
+# gRPC cancels a call at its deadline a little before our clock reaches it.
+_DEADLINE_SLACK_S = 0.05
+
+
 def deadline_passed(context) -> Callable[[], bool]:
     """Whether the call's deadline has expired (tells DEADLINE_EXCEEDED from CANCELLED)."""
-
-    def passed() -> bool:
-        remaining = context.time_remaining()
-        return remaining is not None and remaining <= 0
-
-    return passed
+    remaining = context.time_remaining()
+    if remaining is None:
+        return lambda: False
+    deadline = time.monotonic() + remaining
+    return lambda: time.monotonic() >= deadline - _DEADLINE_SLACK_S
 
 
 def variant_spec_from_proto(request: admin_pb2.LoadVariantRequest) -> VariantSpec:

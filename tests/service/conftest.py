@@ -1,12 +1,14 @@
-"""Fixtures: tiny models on disk and a real Lethe gRPC server on 127.0.0.1:0."""
+"""Fixtures: tiny models on disk, a real Lethe gRPC server on 127.0.0.1:0, store databases."""
 
 import asyncio
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.service.postgres import PostgresMissing, PostgresServer, postgres_server, server_binaries
 from tests.service.tiny import build_edited_variant, build_tiny_llama
 
 
@@ -54,6 +56,8 @@ def settings_for(**overrides):
         max_tokens_limit=4000,
         default_max_tokens=8,
         grace_seconds=5,
+        # Admin loads only from configured roots; the tests' checkpoints live in pytest's tmp dirs.
+        variant_roots=[tempfile.gettempdir()],
     )
     base.update(overrides)
     return ServeSettings(**base)
@@ -90,3 +94,26 @@ def shared_server(tmp_path_factory) -> Iterator[ServerThread]:
     server.base_path, server.pruned_path = base, pruned
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server, started on first use; without one installed the test FAILS."""
+    try:
+        binaries = server_binaries()
+    except PostgresMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    with postgres_server(binaries) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database on each backend the store supports: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        from lethe.service.store import default_database_url
+
+        yield default_database_url(tmp_path / "lethe-home")
+    else:
+        with request.getfixturevalue("postgres").database() as url:
+            yield url

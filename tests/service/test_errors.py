@@ -73,12 +73,18 @@ def test_load_errors(client, tmp_path):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("source:")
     code, message = code_and_message(lambda: client.load_variant("eng", model="x", engine="onnx"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("engine:")
-    # A checkpoint that does not exist loads as FAILED with the reason, and serving it says so.
-    details = client.load_variant("missing", checkpoint=tmp_path / "nothing-here")
-    assert details.error and "nothing-here" in details.error
-    code, message = code_and_message(lambda: client.generate("x", variant="missing"))
-    assert code == grpc.StatusCode.UNAVAILABLE and "failed" in message
-    client.unload_variant("missing")
+    # A checkpoint that does not exist is NOT_FOUND, and the name stays free.
+    nowhere = tmp_path / "nothing-here"
+    code, message = code_and_message(lambda: client.load_variant("missing", checkpoint=nowhere))
+    assert code == grpc.StatusCode.NOT_FOUND and "nothing-here" in message
+    # One that exists but cannot be loaded says what is wrong with it, without its resolved path.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    code, message = code_and_message(lambda: client.load_variant("missing", checkpoint=broken))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "cannot be loaded" in message
+    assert str(broken.resolve()) not in message
+    assert "missing" not in {v.name for v in client.list_variants()}
 
 
 def test_variant_still_loading_is_unavailable(start_server, tiny_model, monkeypatch):
