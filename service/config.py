@@ -200,6 +200,16 @@ class ServeSettings(BaseSettings):
         except ValidationError as error:
             raise InvalidRequest(f"variants.{spec.name}.options", _explain(error)) from None
 
+    def check_secrets(self) -> None:
+        """Read the token and TLS files now (an unreadable or empty one is an InvalidRequest), as
+        the server does at start; `lethe serve --check-config` uses it."""
+        self.auth.inference.value()
+        self.auth.admin.value()
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self.tls, name)
+            if path is not None and not path.is_file():
+                raise InvalidRequest(f"tls.{name}", f"{path} is not a readable file")
+
     @property
     def metrics_bind_host(self) -> str:
         return self.metrics_host if self.metrics_host is not None else self.host

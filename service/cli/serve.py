@@ -46,6 +46,7 @@ def serve(
     variants += demo_rag_variants(settings, variants)
     indexes = initial_indexes(settings)
     if check_config:
+        settings.check_secrets()
         for line in summary(settings, variants, indexes):
             typer.echo(line)
         return
