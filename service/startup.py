@@ -89,3 +89,33 @@ def demo_rag_variants(settings: ServeSettings, variants: list[VariantSpec]) -> l
         for name in pruned
         if name + RAG_SUFFIX not in names
     ]
+
+
+def check_references(
+    settings: ServeSettings, variants: list[VariantSpec], indexes: list[IndexSpec]
+) -> None:
+    """What the server would refuse at start-up, found without loading anything: an alias of a
+    variant not listed before it, a policy naming an index that is not served or a `k` above its
+    `max_k`, a default variant that is not served."""
+    index_by_name = {index.name: index for index in indexes}
+    seen: set[str] = set()
+    for spec in variants:
+        if spec.alias_of is not None and spec.alias_of not in seen:
+            raise InvalidRequest(
+                f"variants.{spec.name}.alias_of", f"{spec.alias_of!r} is not a variant listed before it"
+            )
+        policy = spec.retrieval
+        if policy is not None:
+            if policy.index not in index_by_name:
+                served = ", ".join(index_by_name) or "none"
+                raise InvalidRequest(
+                    f"variants.{spec.name}.retrieval.index", f"{policy.index!r} is not served ({served})"
+                )
+            max_k = index_by_name[policy.index].limits.max_k
+            if policy.k > max_k:
+                raise InvalidRequest(
+                    f"variants.{spec.name}.retrieval.k", f"{policy.k} is above index {policy.index!r}'s max_k"
+                )
+        seen.add(spec.name)
+    if settings.default_variant is not None and settings.default_variant not in seen:
+        raise InvalidRequest("default_variant", f"{settings.default_variant!r} is not a served variant")

@@ -36,7 +36,13 @@ def serve(
     import logging
 
     from lethe.service.config import load_settings
-    from lethe.service.startup import demo_rag_variants, initial_indexes, initial_variants, parse_variant_flag
+    from lethe.service.startup import (
+        check_references,
+        demo_rag_variants,
+        initial_indexes,
+        initial_variants,
+        parse_variant_flag,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(
@@ -45,6 +51,7 @@ def serve(
     variants = initial_variants(settings, [parse_variant_flag(v) for v in variant])
     variants += demo_rag_variants(settings, variants)
     indexes = initial_indexes(settings)
+    check_references(settings, variants, indexes)
     if check_config:
         settings.check_secrets()
         for line in summary(settings, variants, indexes):

@@ -58,3 +58,18 @@ def test_serving_itself_stops_on_a_typo_before_binding(tmp_path):
     result = run_lethe(["serve", "--config", str(config)], tmp_path)
     assert result.returncode == 2 and "auth.admin.tokne" in result.stderr
     assert "Traceback" not in result.stderr and "serving on" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("yaml", "named"),
+    [
+        ("variants: [{name: a, alias_of: b}, {name: b, model: /m}]\n", "variants.a.alias_of"),
+        ("variants: [{name: a, model: /m, retrieval: {index: facts}}]\n", "variants.a.retrieval.index"),
+        ("default_variant: nope\nvariants: [{name: a, model: /m}]\n", "default_variant"),
+    ],
+)
+def test_check_config_finds_broken_references(tmp_path, yaml, named):
+    config = tmp_path / "lethe.yaml"
+    config.write_text(yaml)
+    result = run_lethe(["serve", "--check-config", "--config", str(config)], tmp_path)
+    assert result.returncode == 2 and named in result.stderr, result.stderr
