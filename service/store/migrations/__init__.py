@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; `lethe.service.store.migrate` runs them (no alembic.ini)."""
