@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.postgres import PostgresMissing, PostgresServer, postgres_server, server_binaries
+from tests.service import postgres as pg
 from tests.service.tiny import build_edited_variant, build_tiny_llama
 
 
@@ -97,13 +97,12 @@ def shared_server(tmp_path_factory) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+def postgres() -> Iterator[pg.PostgresServer]:
     """A throwaway PostgreSQL server, started on first use; without one installed the test FAILS."""
-    try:
-        binaries = server_binaries()
-    except PostgresMissing as missing:
-        pytest.fail(str(missing), pytrace=False)
-    with postgres_server(binaries) as server:
+    problem = pg.missing()
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    with pg.postgres_server() as server:
         yield server
 
 
