@@ -32,6 +32,7 @@ from lethe.service.metrics import Metrics, start_metrics_server
 from lethe.service.servicers.admin import AdminServicer
 from lethe.service.servicers.inference import InferenceServicer
 from lethe.service.servicers.retrieval import RetrievalAdminServicer, RetrievalServicer
+from lethe.service.store import Store, default_database_url
 from lethe.service.variants import VariantManager
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class LetheServer:
         self._server: grpc.aio.Server | None = None
         self._health_tasks: set[asyncio.Future] = set()
         self._watchdog: asyncio.Task | None = None
+        # Edit jobs, experiments and exposures (opened, and migrated, at start).
+        self.store: Store | None = None
         self.catalog.add_listener(self._on_variant_status)
         self.metrics.watch_engines(self._engine_stats)
 
@@ -132,6 +135,7 @@ class LetheServer:
                 self.metrics, settings.metrics_bind_host, settings.metrics_port
             )
         try:
+            self.store = await asyncio.to_thread(open_store, settings)
             # Indexes first: importing transformers from two threads at once (the embedder here,
             # a model loading in the background) can fail inside its lazy module.
             await self.indexes.open_all()
@@ -167,6 +171,9 @@ class LetheServer:
         await self._wait_in_flight(grace)
         await self._server.stop(grace=0.5)
         await self.variants.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
@@ -233,6 +240,13 @@ class LetheServer:
     async def _set_retrieval(self, status) -> None:
         for name in (RETRIEVAL, RETRIEVAL_ADMIN):
             await self.health.set(name, status)
+
+
+def open_store(settings: ServeSettings) -> Store:
+    """The store at `database_url`, or the SQLite file under LETHE_HOME; migrated to head."""
+    from lethe.edits.home import lethe_home
+
+    return Store.open(settings.database_url or default_database_url(lethe_home()))
 
 
 def _server_credentials(settings: ServeSettings) -> grpc.ServerCredentials:

@@ -58,6 +58,7 @@ def settings_for(**overrides):
         grace_seconds=5,
         # Admin loads only from configured roots; the tests' checkpoints live in pytest's tmp dirs.
         variant_roots=[tempfile.gettempdir()],
+        database_url=f"sqlite:///{tempfile.mkdtemp(prefix='lethe-store-')}/lethe.db",
     )
     base.update(overrides)
     return ServeSettings(**base)

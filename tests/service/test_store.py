@@ -466,3 +466,14 @@ def test_a_schema_newer_than_the_code_is_refused(store: Store, store_url: str):
         connection.execute(text("UPDATE alembic_version SET version_num = 'from-the-future'"))
     with pytest.raises(FailedPrecondition, match="from-the-future"):
         Store.open(store_url)
+
+
+def test_the_server_opens_its_store_at_start_under_lethe_home(start_server, tiny_model, lethe_home):
+    from lethe.service.config import VariantSpec
+
+    server = start_server([VariantSpec(name="base", model=str(tiny_model))], database_url=None)
+    assert server.server.store is not None
+    assert server.server.store.schema_revision() == head_revision()
+    assert (lethe_home / "lethe.db").is_file()
+    server.stop()
+    assert server.server.store is None
