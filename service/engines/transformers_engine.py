@@ -229,6 +229,8 @@ class TransformersEngine(Engine):
         with self._lock:
             if self._closed:
                 raise ShuttingDown("the engine is shutting down")
+            if not self._thread.is_alive():
+                raise EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped")
             # Cancelled and finished rows count as free: the worker drops them before admitting.
             running = sum(not (s.done or s.cancelled) for s in self._batch.slots)
             waiting = sum(not s.cancelled for s in self._waiting)
@@ -244,6 +246,13 @@ class TransformersEngine(Engine):
 
     # -- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:  # a bug in the loop itself: no request may wait forever
+            log.exception("engine %s: the worker stopped", self._label)
+            self._abort_all(EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped"))
+
+    def _serve(self) -> None:
         torch.set_grad_enabled(False)
         while True:
             with self._lock:

@@ -172,3 +172,29 @@ def test_a_failing_step_fails_its_requests_only_and_the_engine_recovers(loaded):
         return chunks
 
     assert asyncio.run(run())[-1].completion_tokens == 4
+
+
+def test_health_reports_a_dead_worker_and_not_a_closed_engine(loaded):
+    from lethe.service.errors import EngineDead
+
+    model, tokenizer = loaded
+
+    async def run():
+        healthy = TransformersEngine(model, tokenizer)
+        await healthy.check_health()  # serving: no error
+        await healthy.close()
+        await healthy.check_health()  # closed on purpose: not dead
+
+        dying = TransformersEngine(model, tokenizer)
+
+        def crash() -> None:
+            raise RuntimeError("worker bug")
+
+        dying._drop_finished = crash  # the worker's own loop raises outside its per-step guard
+        with pytest.raises(Exception):  # noqa: B017 - whichever error ends the request
+            await collect(dying, "x", Sampling(max_tokens=2, temperature=0.0))
+        dying._thread.join(5)
+        with pytest.raises(EngineDead, match="worker thread has stopped"):
+            await dying.check_health()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
