@@ -5,7 +5,10 @@ Plain functions and classes over domain types (no gRPC here):
 - `retrieval.documents`: `Document`, `load_documents(path)`, `parse_documents(records)`
 - `retrieval.embedding`: `Embedder` protocol, `load_embedder(spec)` (packaged all-MiniLM-L6-v2)
 - `retrieval.index`: `KnowledgeIndex.build/open`, `.search`, `.search_many`, `.add_documents`,
-  `.delete_documents`, `.info`, `.refresh`; `SearchLimits`
+  `.delete_documents`, `.info`, `.refresh`
+- `retrieval.limits`: `SearchLimits` (per index: k, queries, filters) and `DocumentLimits`;
+  `retrieval.filters`: metadata filters checked against them; `retrieval.inputs`: the checks on
+  untrusted text and JSON (NUL, lone surrogates, nesting, size) that both use
 - `retrieval.vectors`: `IndexConfig` (flat / hnsw / ivf / auto) and the FAISS wrapper
 - `retrieval.demo`: the shipped fact corpus and question set; `retrieval.evaluation`: recall@k
 - `retrieval.index_admin`: what `lethe index` does (build, add, delete, search, describe a directory)

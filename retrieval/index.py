@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.retrieval.chunking import ChunkerConfig, chunk_documents
 from lethe.retrieval.documents import Document
@@ -24,6 +23,9 @@ from lethe.retrieval.errors import (
     InvalidArgument,
     NotFound,
 )
+from lethe.retrieval.filters import check_filter
+from lethe.retrieval.inputs import shown, text_problem
+from lethe.retrieval.limits import SearchLimits
 from lethe.retrieval.manifest import PASSAGES, VECTORS, EmbedderInfo, Manifest
 from lethe.retrieval.passages import Hit, Passage
 from lethe.retrieval.snapshots import LOCK, SNAPSHOTS, SnapshotDir
@@ -32,15 +34,7 @@ from lethe.retrieval.vectors import IndexConfig, VectorIndex
 
 Progress = Callable[[int, int], None]
 
-
-class SearchLimits(BaseModel):
-    """Bounds on a search request; requests outside them are refused, not clipped."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_k: int = Field(default=100, gt=0, description="Largest k a search may ask for.")
-    max_query_chars: int = Field(default=4000, gt=0, description="Longest query, in characters.")
-    max_queries: int = Field(default=1024, gt=0, description="Most queries in one batch search.")
+__all__ = ["ChangeResult", "IndexInfo", "KnowledgeIndex", "Progress", "SearchLimits"]
 
 
 @dataclass(frozen=True)
@@ -281,6 +275,8 @@ class KnowledgeIndex:
         self, queries: Sequence[str], k: int = 5, where: MetadataFilter | None = None
     ) -> list[list[Hit]]:
         self._check_search(queries, k)
+        if where is not None:
+            check_filter(where, self._limits)
         snapshot = self._snapshot  # one snapshot for the whole call, even if a write lands
         allowed = None
         if where:
@@ -317,6 +313,9 @@ class KnowledgeIndex:
                 raise InvalidArgument(
                     f"{label} has {len(query)} characters; the limit is {limits.max_query_chars}"
                 )
+            problem = text_problem(query, allow_nul=True)
+            if problem:
+                raise InvalidArgument(f"{label} {problem}")
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -333,20 +332,21 @@ class KnowledgeIndex:
         if not documents:
             raise InvalidArgument("no documents to add")
         _check_unique(documents)
+        new_ids = [d.id for d in documents]
+        if not replace:
+            # Refused before the slow part (embedding 2,000 documents only to refuse them took
+            # 42.7 s), on the snapshot held; checked again under the lock, on the newest one.
+            _refuse_existing(self._snapshot.store.existing_documents(new_ids))
         manifest = self._snapshot.manifest
         passages, vectors = _prepare(documents, self._embedder, manifest.chunker, batch_size, progress)
-        new_ids = [d.id for d in documents]
         with self._write_lock, self._directory.write_lock():
             base = self._latest()
             with self._directory.staging() as staged:
                 writer = self._copy_store(base, staged)
                 try:
                     existing = writer.existing_documents(new_ids)
-                    if existing and not replace:
-                        raise AlreadyExists(
-                            f"{len(existing)} document(s) already indexed: "
-                            f"{_sample(existing)}; delete them first or pass replace"
-                        )
+                    if not replace:
+                        _refuse_existing(existing)
                     removed = writer.delete_documents(existing)
                     keys = writer.insert(documents, passages)
                     counts = writer.counts()
@@ -460,6 +460,14 @@ def _check_unique(documents: Sequence[Document]) -> None:
         raise InvalidArgument(f"duplicate document id(s) in one request: {_sample(duplicates)}")
 
 
+def _refuse_existing(existing: Sequence[str]) -> None:
+    if existing:
+        raise AlreadyExists(
+            f"{len(existing)} document(s) already indexed: {_sample(existing)}; "
+            "delete them first or pass replace"
+        )
+
+
 def _check_embedder(stored: EmbedderInfo, embedder: Embedder, root: Path) -> None:
     if stored.name != embedder.name or stored.dimension != embedder.dimension:
         raise EmbedderMismatch(
@@ -469,6 +477,7 @@ def _check_embedder(stored: EmbedderInfo, embedder: Embedder, root: Path) -> Non
         )
 
 
-def _sample(items: Sequence[str], shown: int = 5) -> str:
-    text = ", ".join(repr(i) for i in items[:shown])
-    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
+def _sample(items: Sequence[str], count: int = 5) -> str:
+    """The first `count` ids for a message, each cut to a readable length."""
+    text = ", ".join(shown(i, 100) for i in items[:count])
+    return text + (f" and {len(items) - count} more" if len(items) > count else "")

@@ -344,3 +344,87 @@ def test_opening_retries_when_a_writer_sweeps_the_snapshot_away(
     reader = KnowledgeIndex.open(tmp_path / "i", embedder)
     assert calls == ["000001", "000002"]
     assert reader.info().snapshot == "000002" and "ottawa" in reader.document_ids()
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, real: TransformerEmbedder):
+        self.name, self.dimension, self._real = real.name, real.dimension, real
+        self.embedded = 0
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._real.token_spans(text)
+
+    def embed(self, texts, *, batch_size=32, progress=None):  # type: ignore[no-untyped-def]
+        self.embedded += len(texts)
+        return self._real.embed(texts, batch_size=batch_size, progress=progress)
+
+
+def test_an_existing_id_is_refused_before_anything_is_embedded(
+    city_index: KnowledgeIndex, embedder: TransformerEmbedder
+) -> None:
+    counting = CountingEmbedder(embedder)
+    index = KnowledgeIndex.open(city_index.path, counting)  # type: ignore[arg-type]
+    before = index.info().snapshot
+    fresh = [Document(id=f"new-{n}", text=f"Fresh document number {n}.") for n in range(50)]
+    progress: list[tuple[int, int]] = []
+    with pytest.raises(AlreadyExists, match=r"1 document\(s\) already indexed: 'paris'"):
+        index.add_documents(
+            [*fresh, Document(id="paris", text="again")], progress=lambda *p: progress.append(p)
+        )
+    assert counting.embedded == 0 and progress == [], "refused before the embedder ran"
+    assert index.info().snapshot == before
+    # With replace the same call embeds and writes; without an existing id, too.
+    index.add_documents([Document(id="paris", text="Paris again.")], replace=True)
+    index.add_documents([NEW_DOC])
+    assert counting.embedded == 2
+
+
+def test_a_write_that_lands_after_the_early_check_is_still_refused(
+    city_index: KnowledgeIndex, embedder: TransformerEmbedder
+) -> None:
+    """Another process adds the same id while this one embeds: the check under the lock holds."""
+    other = KnowledgeIndex.open(city_index.path, embedder)
+    racing = CountingEmbedder(embedder)
+    index = KnowledgeIndex.open(city_index.path, racing)  # type: ignore[arg-type]
+    real_embed = racing.embed
+
+    def embed_while_another_writes(texts, **kwargs):  # type: ignore[no-untyped-def]
+        other.add_documents([NEW_DOC])
+        return real_embed(texts, **kwargs)
+
+    racing.embed = embed_while_another_writes  # type: ignore[method-assign]
+    with pytest.raises(AlreadyExists, match="'ottawa'"):
+        index.add_documents([NEW_DOC])
+    assert index.info().documents == 5  # the other process's write, not this one
+
+
+def test_queries_and_filters_that_would_break_sqlite_or_the_embedder_are_refused(
+    city_index: KnowledgeIndex,
+) -> None:
+    with pytest.raises(InvalidArgument, match=r"^query contains a lone surrogate \(U\+D800\)"):
+        city_index.search("capital \ud800", 3)
+    with pytest.raises(InvalidArgument, match=r"^query 1 contains a lone surrogate"):
+        city_index.search_many(["fine", "\udfff"], 3)
+    bad_filters: list[tuple[dict[str, object], str]] = [
+        ({f"k{n}": n for n in range(2000)}, "2000 keys; the limit is 32"),
+        ({"kind\x00": "city"}, "key 'kind\\x00' contains a NUL"),
+        ({"kind": "\ud800"}, "'kind': contains a lone surrogate"),
+        ({"year": 2**64}, "'year': integers must fit in 64 bits"),
+        ({"year": float("nan")}, "'year': numbers must be finite"),
+        ({"kind": list(range(1000))}, "more than 256 values"),
+    ]
+    for where, says in bad_filters:
+        with pytest.raises(InvalidArgument) as error:
+            city_index.search("capital", 3, where)  # type: ignore[arg-type]
+        assert str(error.value).startswith("filter: ") and says in str(error.value), str(error.value)
+    assert top_doc(city_index, "Eiffel Tower", where={"kind": "city"}) == "paris"
+
+
+def test_metadata_sqlite_cannot_filter_is_refused_at_the_door(city_index: KnowledgeIndex) -> None:
+    """A NaN in one document's metadata made SQLite's json_each fail every filtered search."""
+    for metadata in ({"score": float("nan")}, {"big": 2**70}):
+        with pytest.raises(ValueError, match="metadata"):
+            Document(id="bad", text="some text", metadata=metadata)  # type: ignore[arg-type]
+    assert top_doc(city_index, "capital", where={"lang": "en"}) in {"paris", "canberra"}
