@@ -14,6 +14,8 @@ from lethe.edits.errors import LetheError
 from lethe.retrieval.documents import Document
 from lethe.retrieval.errors import NotFound
 from lethe.retrieval.index import ChangeResult, IndexInfo, KnowledgeIndex
+from lethe.retrieval.inputs import shown, text_problem
+from lethe.retrieval.limits import SearchLimits
 from lethe.retrieval.passages import Hit
 from lethe.retrieval.store import MetadataFilter
 from lethe.service.config import IndexSpec
@@ -73,7 +75,8 @@ class IndexRegistry:
     def spec(self, name: str) -> IndexSpec:
         spec = self._specs.get(name)
         if spec is None:
-            raise UnknownIndex(f"unknown index {name!r} (configured: {', '.join(self._specs) or 'none'})")
+            configured = ", ".join(self._specs) or "none"
+            raise UnknownIndex(f"unknown index {shown(name)} (configured: {configured})")
         return spec
 
     async def open_all(self) -> None:
@@ -109,6 +112,10 @@ class IndexRegistry:
             raise IndexUnavailable(f"index {name!r} is still opening; retry shortly")
         return index
 
+    def limits(self, name: str) -> SearchLimits:
+        """The search limits of the index `name` (NOT_FOUND or UNAVAILABLE as `get`)."""
+        return self.get(name).limits
+
     # -- reading ------------------------------------------------------------------------------
     async def search(
         self,
@@ -132,6 +139,9 @@ class IndexRegistry:
             raise InvalidRequest(
                 query_field, f"{len(query)} characters; the limit is {limits.max_query_chars}"
             )
+        problem = text_problem(query, allow_nul=True)
+        if problem:
+            raise InvalidRequest(query_field, problem)
         if not 1 <= k <= limits.max_k:
             raise InvalidRequest(k_field, f"must be from 1 to {limits.max_k}, got {k}")
         started = time.perf_counter()

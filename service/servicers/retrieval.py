@@ -2,12 +2,13 @@
 admin token) over the server's named indexes."""
 
 import asyncio
-import json
 import threading
 from typing import Any
 
-from lethe.retrieval.documents import Document, parse_documents
-from lethe.retrieval.store import MetadataFilter
+from lethe.retrieval.documents import Document, parse_documents, parse_metadata_json
+from lethe.retrieval.filters import parse_filter_json
+from lethe.retrieval.inputs import shown
+from lethe.retrieval.limits import DocumentLimits
 from lethe.service.errors import InvalidRequest
 from lethe.service.gen.lethe.v1 import retrieval_pb2, retrieval_pb2_grpc
 from lethe.service.indexes import IndexRegistry
@@ -23,7 +24,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServicer):
         self._indexes = indexes
 
     async def Search(self, request, context):
-        where = parse_filter(request.filter_json)
+        # The filter is read with the index's limits, so an unknown index is refused first.
+        where = parse_filter_json(request.filter_json, self._indexes.limits(_index_name(request.index)))
         hits = await self._indexes.search(request.index, request.query, request.k, where)
         return retrieval_pb2.SearchResponse(index=request.index, passages=[passage_to_proto(h) for h in hits])
 
@@ -38,9 +40,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServicer):
 
 
 class RetrievalAdminServicer(retrieval_pb2_grpc.RetrievalAdminServicer):
-    def __init__(self, indexes: IndexRegistry, max_documents: int) -> None:
+    def __init__(
+        self, indexes: IndexRegistry, max_documents: int, document_limits: DocumentLimits | None = None
+    ) -> None:
         self._indexes = indexes
         self._max_documents = max_documents
+        self._limits = document_limits or DocumentLimits()
 
     async def AddDocuments(self, request_iterator, context):
         name, replace, documents = await self._collect(request_iterator)
@@ -90,18 +95,21 @@ class RetrievalAdminServicer(retrieval_pb2_grpc.RetrievalAdminServicer):
             if first:
                 name, replace, first = _index_name(message.index), message.replace, False
             elif message.index and message.index != name:
-                raise InvalidRequest("index", f"one call adds to one index: {name!r}, then {message.index!r}")
+                raise InvalidRequest(
+                    "index", f"one call adds to one index: {shown(name)}, then {shown(message.index)}"
+                )
             for document in message.documents:
                 if len(records) >= self._max_documents:
                     raise InvalidRequest(
                         "documents", f"more than {self._max_documents} in one call; split them up"
                     )
-                records.append((f"documents[{len(records)}]", _document_record(document, len(records))))
+                where = f"documents[{len(records)}]"
+                records.append((where, _document_record(document, where, self._limits)))
         if first:
             raise InvalidRequest("index", "no request message received")
         if not records:
             raise InvalidRequest("documents", "no documents given")
-        return name, replace, parse_documents(records)
+        return name, replace, parse_documents(records, self._limits, field_paths=True)
 
     async def DeleteDocuments(self, request, context):
         if not request.ids:
@@ -124,7 +132,7 @@ def _index_name(name: str) -> str:
     return name
 
 
-def _document_record(document: retrieval_pb2.Document, number: int) -> dict[str, Any]:
+def _document_record(document: retrieval_pb2.Document, where: str, limits: DocumentLimits) -> dict[str, Any]:
     """A protobuf document as the dict `parse_documents` validates (empty optional fields dropped)."""
     record: dict[str, Any] = {"id": document.id, "text": document.text}
     if document.title:
@@ -132,29 +140,5 @@ def _document_record(document: retrieval_pb2.Document, number: int) -> dict[str,
     if document.source:
         record["source"] = document.source
     if document.metadata_json:
-        record["metadata"] = _json_object(document.metadata_json, f"documents[{number}].metadata_json")
+        record["metadata"] = parse_metadata_json(document.metadata_json, f"{where}.metadata_json", limits)
     return record
-
-
-def parse_filter(filter_json: str) -> MetadataFilter | None:
-    """The search filter: a JSON object of keys to scalars or non-empty lists of scalars."""
-    if not filter_json:
-        return None
-    where = _json_object(filter_json, "filter_json")
-    for key, value in where.items():
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, str | int | float | bool) for v in values):
-            raise InvalidRequest(
-                "filter_json", f"{key!r} must be a string, number, boolean or a non-empty list of them"
-            )
-    return where
-
-
-def _json_object(text: str, field: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidRequest(field, f"not valid JSON ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(field, "must be a JSON object")
-    return value

@@ -1,6 +1,7 @@
 """`lethe.v1.Retrieval` and `RetrievalAdmin` over a real port: real FAISS, the real packaged
 embedder, every error code, admin-only writes and the metrics labelled by index."""
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -9,8 +10,11 @@ import grpc
 import pytest
 
 from lethe.client import LetheClient
+from lethe.retrieval.augment import RetrievalPolicy
 from lethe.service.config import AuthSettings, IndexSpec, TokenSettings, VariantSpec
+from lethe.service.errors import InvalidRequest
 from lethe.service.gen.lethe.v1 import retrieval_pb2, retrieval_pb2_grpc
+from lethe.service.rag import retrieve
 from tests.service.conftest import ServerThread, settings_for
 from tests.service.knowledge import FACTS, build_index
 
@@ -131,9 +135,9 @@ def test_add_search_delete_round_trip_with_progress(client, server):
 @pytest.mark.parametrize(
     ("documents", "starts"),
     [
-        ([{"id": "ok", "text": "fine"}, {"id": "bad", "text": ""}], "documents[1]: malformed document: text"),
-        ([{"id": "", "text": "no id"}], "documents[0]: malformed document: id"),
-        ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], "documents[1]: duplicate document id 'a'"),
+        ([{"id": "ok", "text": "fine"}, {"id": "bad", "text": ""}], "documents[1].text: String should have"),
+        ([{"id": "", "text": "no id"}], "documents[0].id: String should have"),
+        ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], "documents[1].id: duplicate document id 'a'"),
         ([], "documents: no documents given"),
     ],
 )
@@ -293,3 +297,197 @@ def test_health_reflection_and_metrics_by_index(server, client):
     assert sample("lethe_retrieval_latency_seconds_count") == searches + 1
     assert sample("lethe_retrieval_passages_total") == passages + 2
     assert sample("lethe_index_passages") == 4
+
+
+# -- hostile input (issue 11): each was INTERNAL; each is INVALID_ARGUMENT naming the field -----
+
+
+def still_serving(client: LetheClient) -> None:
+    """After a refused call, the server answers a normal Search as before."""
+    assert client.search("facts", "What is the capital of Ostra?", k=1)[0].doc_id == "mirren"
+
+
+@pytest.mark.parametrize(
+    ("filter_json", "starts"),
+    [
+        ('{"kind": ' * 1000 + '"city"' + "}" * 1000, "filter_json: nested deeper than 2 levels"),
+        ("[" * 10_000, "filter_json: nested deeper than 2 levels"),
+        (json.dumps({"kind\x00": "city"}), "filter_json: key 'kind\\x00' contains a NUL character"),
+        (json.dumps({f"k{n}": n for n in range(2000)}), "filter_json: 27780 characters; the limit is 16384"),
+        (json.dumps({f"k{n}": n for n in range(33)}), "filter_json: 33 keys; the limit is 32"),
+        ('{"kind": "\\ud800"}', "filter_json: 'kind': contains a lone surrogate (U+D800)"),
+        ('{"\\udfff": 1}', "filter_json: key '\\udfff' contains a lone surrogate (U+DFFF)"),
+        (json.dumps({"kind": "x" * 100_000}), "filter_json: 100012 characters; the limit is 16384"),
+        (json.dumps({"kind": "x" * 2000}), "filter_json: 'kind' has a value of 2000 characters"),
+        (json.dumps({"k" * 300: 1}), "filter_json: key 'kkk"),
+        (json.dumps({"kind": list(range(300))}), "filter_json: more than 256 values in all"),
+        ('{"year": NaN}', "filter_json: NaN is not allowed"),
+        ('{"year": 1e999}', "filter_json: 'year': numbers must be finite"),
+        ('{"year": 99999999999999999999}', "filter_json: 'year': integers must fit in 64 bits"),
+        ('{"year": ' + "9" * 5000 + "}", "filter_json: a number with too many digits"),
+    ],
+)
+def test_hostile_filters_are_invalid_argument_and_the_server_keeps_serving(
+    server, client, filter_json, starts
+):
+    with grpc.insecure_channel(server.target) as channel:
+        stub = retrieval_pb2_grpc.RetrievalStub(channel)
+        request = retrieval_pb2.SearchRequest(index="facts", query="capital", k=1, filter_json=filter_json)
+        code, message = code_and_message(lambda: stub.Search(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith(starts), message
+    assert len(message) < 400, "the client's value is not repeated back in full"
+    still_serving(client)
+
+
+def test_a_filter_key_of_100_kb_is_not_echoed(start_server, tmp_path):
+    limits = {"max_filter_chars": 200_000, "max_filter_key_chars": 200_000}
+    index = IndexSpec(name="wide", path=build_index(tmp_path / "wide", FACTS[:1]), limits=limits)
+    server = start_server([], indexes=[index])
+    key = "k" * 100_000 + "\x00"
+    with LetheClient(server.target, timeout=60) as client:
+        code, message = code_and_message(lambda: client.search("wide", "capital", k=1, where={key: 1}))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("filter_json: key 'kkk")
+        assert "(100001 characters) contains a NUL character" in message and len(message) < 400
+        assert client.search("wide", "capital", k=1, where={"kind": "city"})[0].doc_id == "mirren"
+
+
+def _document(**fields) -> retrieval_pb2.Document:
+    return retrieval_pb2.Document(**{"id": "new", "text": "A new document.", **fields})
+
+
+@pytest.mark.parametrize(
+    ("document", "starts"),
+    [
+        (
+            _document(metadata_json='{"k": ' * 1000 + "1" + "}" * 1000),
+            "documents[1].metadata_json: nested deeper than 2 levels",
+        ),
+        (_document(metadata_json='{"k": [[1]]}'), "documents[1].metadata_json: nested deeper than 2 levels"),
+        (
+            _document(metadata_json=json.dumps({"k": "v" * 100_000})),
+            "documents[1].metadata_json: 100009 characters; the limit is 65536",
+        ),
+        (
+            _document(metadata_json=json.dumps({f"k{n}": n for n in range(200)})),
+            "documents[1].metadata_json: 200 keys; the limit is 128",
+        ),
+        (
+            _document(metadata_json='{"k": "\\ud800"}'),
+            "documents[1].metadata_json: 'k': contains a lone surrogate",
+        ),
+        (
+            _document(metadata_json='{"\\ud800": 1}'),
+            "documents[1].metadata_json: key '\\ud800' contains a lone",
+        ),
+        (
+            _document(metadata_json='{"k\\u0000": 1}'),
+            "documents[1].metadata_json: key 'k\\x00' contains a NUL",
+        ),
+        (_document(metadata_json='{"k": NaN}'), "documents[1].metadata_json: NaN is not allowed"),
+        (_document(metadata_json='{"k": 1e999}'), "documents[1].metadata_json: 'k': numbers must be finite"),
+        (_document(id="a\x00b"), "documents[1].id: contains a NUL character"),
+        (_document(text="body\x00"), "documents[1].text: contains a NUL character"),
+        (_document(title="title\x00"), "documents[1].title: contains a NUL character"),
+        (_document(source="source\x00"), "documents[1].source: contains a NUL character"),
+        (_document(id="i" * 513), "documents[1].id: String should have at most 512 characters"),
+        (_document(title="t" * 1001), "documents[1].title: 1001 characters; the limit is 1000"),
+        (_document(source="s" * 2001), "documents[1].source: 2001 characters; the limit is 2000"),
+        (_document(text="x" * 1_000_001), "documents[1].text: 1000001 characters; the limit is 1000000"),
+    ],
+)
+def test_hostile_documents_name_the_document_and_field_and_change_nothing(server, client, document, starts):
+    before = client.index_stats("scratch")
+    request = retrieval_pb2.AddDocumentsRequest(
+        index="scratch", documents=[retrieval_pb2.Document(id="fine", text="A fine document."), document]
+    )
+    with grpc.insecure_channel(server.target) as channel:
+        stub = retrieval_pb2_grpc.RetrievalAdminStub(channel)
+        code, message = code_and_message(lambda: list(stub.AddDocuments(iter([request]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith(starts), message
+    assert len(message) < 400, "the client's value is not repeated back in full"
+    assert client.index_stats("scratch").snapshot == before.snapshot
+    still_serving(client)
+
+
+def test_queries_that_are_not_unicode_text_are_invalid_argument(server, client):
+    """A lone surrogate cannot cross the wire in a protobuf string, but the registry and the RAG
+    path refuse one by field name for in-process callers too, rather than failing in the embedder."""
+    indexes = server.server.indexes
+    with pytest.raises(InvalidRequest, match=r"^query: contains a lone surrogate \(U\+D800\)"):
+        server.call(indexes.search("facts", "capital \ud800", 1))
+    policy = RetrievalPolicy(index="facts")
+    with pytest.raises(InvalidRequest, match=r"^retrieval_query: contains a lone surrogate"):
+        server.call(retrieve("Q?", "base+rag", policy, indexes, wanted=None, k=0, query="\udfff"))
+    with pytest.raises(InvalidRequest, match=r"^prompt: contains a lone surrogate"):
+        server.call(retrieve("Q? \ud800", "base+rag", policy, indexes, wanted=None, k=0))
+    still_serving(client)
+
+
+def test_an_indexed_id_is_refused_before_any_document_is_embedded(server, client):
+    """`AddDocuments` (and `lethe index add`) of an id already indexed used to embed the whole
+    call first (42.7 s for 2,000 documents) and only then answer ALREADY_EXISTS."""
+    index = server.server.indexes.get("scratch")
+    embedded: list[int] = []
+    real_embed = index.embedder.embed
+
+    def counting(texts, **kwargs):
+        embedded.append(len(texts))
+        return real_embed(texts, **kwargs)
+
+    index.embedder.embed = counting  # type: ignore[method-assign]
+    try:
+        documents = [
+            retrieval_pb2.Document(id=f"fresh-{n}", text=f"Fresh document {n} is about the river {n}.")
+            for n in range(100)
+        ]
+        documents.append(retrieval_pb2.Document(id="mirren", text="Mirren, again."))
+        request = retrieval_pb2.AddDocumentsRequest(index="scratch", documents=documents)
+        received: list[retrieval_pb2.AddDocumentsResponse] = []
+        with grpc.insecure_channel(server.target) as channel:
+            stub = retrieval_pb2_grpc.RetrievalAdminStub(channel)
+            code, message = code_and_message(lambda: received.extend(stub.AddDocuments(iter([request]))))
+        assert code == grpc.StatusCode.ALREADY_EXISTS and "'mirren'" in message, message
+        assert embedded == [] and received == [], "refused before any embedding or progress"
+    finally:
+        del index.embedder.embed
+    still_serving(client)
+
+
+@pytest.mark.parametrize(
+    ("policy", "starts"),
+    [
+        ({"template": "{context}{prompt}{x}"}, "retrieval.template: "),
+        ({"template": "{0}"}, "retrieval.template: "),
+        ({"template": "{}"}, "retrieval.template: "),
+        ({"template": "{context!r:>{x}}{prompt}"}, "retrieval.template: "),
+        ({"template": "{context}{prompt"}, "retrieval.template: "),
+        ({"template": "{context}}{prompt}"}, "retrieval.template: "),
+        ({"passage_format": "{nope}"}, "retrieval.passage_format: "),
+        ({"passage_format": "{title!r}"}, "retrieval.passage_format: "),
+    ],
+)
+def test_templates_that_cannot_be_filled_are_refused_at_load(server, client, policy, starts):
+    code, message = code_and_message(
+        lambda: client.load_variant("bad+rag", alias_of="base", retrieval={"index": "facts", **policy})
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith(starts), message
+    assert "bad+rag" not in {v.name for v in client.list_variants()}
+    assert client.generate("hello", variant="base", max_tokens=1).completion_tokens == 1
+    still_serving(client)
+
+
+def test_a_template_that_passes_serves_generate(client):
+    policy = {
+        "index": "facts",
+        "k": 1,
+        "template": "{{notes}}\n{context}\n{prompt}",
+        "passage_format": "{text}",
+    }
+    client.load_variant("fine+rag", alias_of="base", retrieval=policy)
+    try:
+        reply = client.generate("Question: What is the capital of Ostra?", variant="fine+rag", max_tokens=1)
+        assert [p.doc_id for p in reply.passages] == ["mirren"]
+        prompt = "{notes}\n" + FACTS[0].text + "\nQuestion: What is the capital of Ostra?"
+        assert reply.prompt_tokens == len(prompt.encode())  # the tiny model: one token per byte
+    finally:
+        client.unload_variant("fine+rag")
