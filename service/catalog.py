@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.service.config import VariantSpec
 from lethe.service.engines.base import Engine, MemoryReport
-from lethe.service.errors import ShuttingDown, UnknownVariant, VariantExists, VariantUnavailable
+from lethe.service.errors import ShuttingDown, UnknownVariant, VariantExists, VariantUnavailable, shorten
 
 if TYPE_CHECKING:
     from lethe.edits.edit_manifest import EditManifest
@@ -98,14 +98,17 @@ class Catalog:
     def names(self) -> set[str]:
         return set(self._variants)
 
+    def known(self) -> str:
+        """The loaded names for a message, cut short when there are many."""
+        return shorten(", ".join(sorted(self._variants)) or "none", 1000)
+
     def __contains__(self, name: str) -> bool:
         return name in self._variants
 
     def get(self, name: str) -> Variant:
         variant = self._variants.get(name)
         if variant is None:
-            known = ", ".join(sorted(self._variants)) or "none"
-            raise UnknownVariant(f"unknown variant {_shorten(name)!r} (loaded: {known})")
+            raise UnknownVariant(f"unknown variant {shorten(name)!r} (loaded: {self.known()})")
         return variant
 
     def for_request(self, name: str) -> Variant:
@@ -151,8 +154,3 @@ class Catalog:
     def _notify(self, name: str, lifecycle: Lifecycle | None) -> None:
         for listener in self._listeners:
             listener(name, lifecycle)
-
-
-def _shorten(value: str, limit: int = 200) -> str:
-    """Echo at most `limit` characters of a client's value back in a message."""
-    return value if len(value) <= limit else value[:limit] + f"... ({len(value)} characters)"

@@ -25,6 +25,8 @@ from lethe.service.errors import InvalidRequest
 
 _YAML_FILE: ContextVar[Path | None] = ContextVar("lethe_yaml_file", default=None)
 NAME_PATTERN = r"^[A-Za-z0-9._+-]+$"
+# A variant's name goes into messages, health service names and metric labels.
+NAME_MAX_CHARS = 128
 
 
 class VariantSpec(BaseModel):
@@ -33,7 +35,7 @@ class VariantSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, pattern=NAME_PATTERN)
+    name: str = Field(min_length=1, max_length=NAME_MAX_CHARS, pattern=NAME_PATTERN)
     checkpoint: Path | None = None
     model: str | None = None
     alias_of: str | None = Field(

@@ -10,7 +10,7 @@ outside the roots.
 from pathlib import Path
 
 from lethe.service.config import ServeSettings, VariantSpec
-from lethe.service.errors import InvalidRequest, UnknownVariant
+from lethe.service.errors import InvalidRequest, UnknownVariant, shorten
 
 ROOTS_HELP = "LETHE_HOME/checkpoints, LETHE_HOME/models or a directory in `variant_roots`"
 
@@ -60,10 +60,13 @@ def _prepared_model(name: str) -> Path | None:
 
 
 def _under_roots(field: str, given: str, roots: list[Path]) -> Path:
-    shown = given if len(given) <= 200 else given[:200] + "..."
+    shown = shorten(given)
     if not given or "\x00" in given:
         raise InvalidRequest(field, "must name a checkpoint directory")
-    path = Path(given).expanduser()
+    try:
+        path = Path(given).expanduser()
+    except RuntimeError:  # `~user` of a user this host does not have: a name like any other
+        path = Path(given)
     candidates = [path] if path.is_absolute() else [root / path for root in roots]
     for candidate in candidates:
         try:
@@ -76,6 +79,9 @@ def _under_roots(field: str, given: str, roots: list[Path]) -> Path:
                     field, f"{shown!r} is outside the directories this server loads from ({ROOTS_HELP})"
                 )
             continue
-        if (resolved / "config.json").is_file():
-            return resolved
+        try:
+            if (resolved / "config.json").is_file():
+                return resolved
+        except OSError:  # e.g. a name too long for the filesystem: no checkpoint there
+            continue
     raise CheckpointNotFound(f"{field}: no checkpoint {shown!r} under {ROOTS_HELP}")

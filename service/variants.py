@@ -27,6 +27,7 @@ from lethe.service.errors import (
     VariantInUse,
     VariantLoadFailed,
     VariantUnavailable,
+    shorten,
 )
 
 if TYPE_CHECKING:
@@ -125,8 +126,8 @@ class VariantManager:
         assert spec.alias_of is not None
         if spec.alias_of not in self.catalog:
             raise UnknownVariant(
-                f"alias_of: variant {spec.name!r} names {spec.alias_of!r}, which is not loaded "
-                f"(loaded: {', '.join(sorted(self.catalog.names())) or 'none'})"
+                f"alias_of: variant {spec.name!r} names {shorten(spec.alias_of)!r}, which is not loaded "
+                f"(loaded: {self.catalog.known()})"
             )
         target = self.catalog.get(spec.alias_of)
         while target.alias_of:  # an alias of an alias serves the same engine
@@ -181,7 +182,7 @@ class VariantManager:
     def _check_policy(name: str, policy: RetrievalPolicy, indexes: "IndexRegistry") -> None:
         if policy.index not in indexes.names:
             raise UnknownIndex(
-                f"retrieval.index: variant {name!r} names index {policy.index!r}, which is not "
+                f"retrieval.index: variant {name!r} names index {shorten(policy.index)!r}, which is not "
                 f"configured (configured: {', '.join(indexes.names) or 'none'})"
             )
         max_k = indexes.spec(policy.index).limits.max_k

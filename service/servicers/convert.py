@@ -13,7 +13,7 @@ from lethe.retrieval.passages import Hit
 from lethe.service.catalog import Catalog, Lifecycle, Variant
 from lethe.service.config import VariantSpec
 from lethe.service.engines.options import ENGINE_NAMES
-from lethe.service.errors import InvalidRequest
+from lethe.service.errors import InvalidRequest, shorten
 from lethe.service.gen.lethe.v1 import admin_pb2, common_pb2, inference_pb2, retrieval_pb2
 from lethe.service.protocol import GenerateCall, GenerateChunk, SamplingInput, UsedPassage
 
@@ -65,7 +65,7 @@ def variant_spec_from_proto(request: admin_pb2.LoadVariantRequest) -> VariantSpe
             "source", "give `checkpoint` (a directory), `model` (a name) or `alias_of` (a variant)"
         )
     if request.engine and request.engine not in ENGINE_NAMES:
-        raise InvalidRequest("engine", f"{request.engine!r}: use {' or '.join(ENGINE_NAMES)}")
+        raise InvalidRequest("engine", f"{shorten(request.engine)!r}: use {' or '.join(ENGINE_NAMES)}")
     retrieval = policy_from_proto(request.retrieval) if request.HasField("retrieval") else None
     try:
         return VariantSpec(

@@ -151,6 +151,27 @@ def test_a_huge_variant_name_is_not_found_with_a_short_message(client):
     assert code == grpc.StatusCode.NOT_FOUND and len(message) < 1_000
 
 
+def test_long_admin_values_are_refused_or_not_found_with_short_messages(client, shared_server):
+    answers = [
+        (lambda: client.load_variant("x", alias_of="base", engine="é" * 100_000), "engine:"),
+        (lambda: client.load_variant("v" * 129, alias_of="base"), "name:"),
+        (lambda: client.load_variant("x", alias_of="a" * 100_000), "alias_of:"),
+        (lambda: client.unload_variant("u" * 100_000), "unknown variant"),
+    ]
+    for call, start in answers:
+        code, message = code_and_message(call)
+        assert code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), message
+        assert message.startswith(start) and len(message) < 1_000, message[:300]
+    assert {v.name for v in client.list_variants()} == {"base", "pruned"}
+
+
+def test_paths_the_filesystem_cannot_name_are_not_found(client, shared_server):
+    too_long = shared_server.pruned_path.parent / ("a" * 300)  # a name over the filesystem's limit
+    for path in (str(too_long), "~nosuchuser/x"):
+        code, message = code_and_message(lambda path=path: client.load_variant("x", checkpoint=path))
+        assert code == grpc.StatusCode.NOT_FOUND and message.startswith("checkpoint: no checkpoint"), message
+
+
 def test_a_tiny_temperature_is_greedy_not_an_error(client):
     tiny = client.generate("same", variant="base", max_tokens=6, temperature=1e-39)
     greedy = client.generate("same", variant="base", max_tokens=6, temperature=0)
