@@ -6,14 +6,18 @@ from collections.abc import Callable
 
 import grpc
 
+from lethe.service.errors import InvalidRequest
 from lethe.service.status import status_for
 
 log = logging.getLogger(__name__)
 
 
-def _replace_behaviour(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
-    """The same handler with its behaviour wrapped; `streaming` tells `wrap` whether the behaviour
-    yields responses. Every kind is wrapped: a kind left out would skip auth and error mapping."""
+def _replace_behaviour(
+    handler: grpc.RpcMethodHandler, wrap: Callable, *, deserializer: Callable | None = None
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behaviour wrapped (and its request deserializer, when given);
+    `streaming` tells `wrap` whether the behaviour yields responses. Every kind is wrapped: a kind
+    left out would skip auth and error mapping."""
     kinds = (
         ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
         ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
@@ -25,10 +29,51 @@ def _replace_behaviour(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.R
         if behaviour is not None:
             return make(
                 wrap(behaviour, streaming=streaming),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer or handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
     raise TypeError(f"unknown kind of RPC handler: {handler!r}")
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message (a corrupt wire format, a
+    string field that is not UTF-8). gRPC answers a deserializer that raises with UNKNOWN; this
+    lets the behaviour refuse it with INVALID_ARGUMENT instead."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def refuse(self) -> InvalidRequest:
+        return InvalidRequest("request", f"cannot be decoded: {self.error}")
+
+
+def _tolerant(deserializer: Callable | None) -> Callable | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as error:  # protobuf's DecodeError
+            return _Undecodable(error)
+
+    return deserialize
+
+
+def _decoded(request):
+    """`request` once decoded; a stream of them (an async iterator) checked message by message."""
+    if isinstance(request, _Undecodable):
+        raise request.refuse()
+    if not hasattr(request, "__aiter__"):
+        return request
+
+    async def messages():
+        async for message in request:
+            if isinstance(message, _Undecodable):
+                raise message.refuse()
+            yield message
+
+    return messages()
 
 
 def _map_errors(behaviour: Callable, *, streaming: bool) -> Callable:
@@ -42,7 +87,7 @@ def _map_errors(behaviour: Callable, *, streaming: bool) -> Callable:
 
         async def stream(request, context):
             try:
-                async for item in behaviour(request, context):
+                async for item in behaviour(_decoded(request), context):
                     yield item
             except grpc.aio.AbortError:
                 raise
@@ -53,7 +98,7 @@ def _map_errors(behaviour: Callable, *, streaming: bool) -> Callable:
 
     async def unary(request, context):
         try:
-            return await behaviour(request, context)
+            return await behaviour(_decoded(request), context)
         except grpc.aio.AbortError:
             raise
         except Exception as error:
@@ -63,13 +108,14 @@ def _map_errors(behaviour: Callable, *, streaming: bool) -> Callable:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns any exception a servicer raises into its gRPC status (see `status.status_for`)."""
+    """Turns any exception a servicer raises into its gRPC status (see `status.status_for`), and
+    request bytes that do not decode into INVALID_ARGUMENT."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return _replace_behaviour(handler, _map_errors)
+        return _replace_behaviour(handler, _map_errors, deserializer=_tolerant(handler.request_deserializer))
 
 
 def _refuse(code: grpc.StatusCode, message: str) -> Callable:

@@ -21,4 +21,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status a client gets for `error`. Unknown exceptions become INTERNAL."""
     if isinstance(error, LetheError):
         return STATUS_BY_KIND.get(error.kind, grpc.StatusCode.INTERNAL), str(error)
+    if isinstance(error, NotImplementedError):
+        # What a generated servicer's method raises when nothing implements it (grpc's asyncio
+        # health servicer has no `List`): gRPC's own answer for such a method is UNIMPLEMENTED.
+        return grpc.StatusCode.UNIMPLEMENTED, "this server does not implement the method"
     return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__}); see server log"

@@ -172,6 +172,25 @@ def test_paths_the_filesystem_cannot_name_are_not_found(client, shared_server):
         assert code == grpc.StatusCode.NOT_FOUND and message.startswith("checkpoint: no checkpoint"), message
 
 
+def test_request_bytes_that_do_not_decode_are_invalid_argument(shared_server):
+    not_utf8 = b"\x12\x02\xc3\x28"  # field 2 (a string) holding bytes that are not UTF-8
+    with grpc.insecure_channel(shared_server.target) as channel:
+        calls = [
+            lambda: channel.unary_unary("/lethe.v1.Inference/Generate")(not_utf8, timeout=10),
+            lambda: list(channel.unary_stream("/lethe.v1.Inference/GenerateStream")(b"\xff\xff", timeout=10)),
+            lambda: list(
+                channel.stream_stream("/lethe.v1.RetrievalAdmin/AddDocuments")(iter([not_utf8]), timeout=10)
+            ),
+        ]
+        for call in calls:
+            code, message = code_and_message(call)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, message
+            assert message.startswith("request: cannot be decoded"), message
+        # grpc's asyncio health servicer has no List: the standard answer, not INTERNAL.
+        health_list = channel.unary_unary("/grpc.health.v1.Health/List")
+        assert code_and_message(lambda: health_list(b"", timeout=10))[0] == grpc.StatusCode.UNIMPLEMENTED
+
+
 def test_a_tiny_temperature_is_greedy_not_an_error(client):
     tiny = client.generate("same", variant="base", max_tokens=6, temperature=1e-39)
     greedy = client.generate("same", variant="base", max_tokens=6, temperature=0)

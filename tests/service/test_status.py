@@ -32,3 +32,8 @@ def test_anything_else_is_internal_without_leaking_its_message():
     code, message = status_for(KeyError("/etc/secret"))
     assert code == grpc.StatusCode.INTERNAL and "secret" not in message
     assert issubclass(ServiceError, LetheError)
+
+
+def test_a_method_nothing_implements_is_unimplemented():
+    # What a generated servicer base class raises for a method its subclass does not define.
+    assert status_for(NotImplementedError("Method not implemented!"))[0] == grpc.StatusCode.UNIMPLEMENTED
