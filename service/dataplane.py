@@ -118,14 +118,31 @@ class DataPlane:
 
 async def _fit(prompt: str, retrieved: Retrieved, engine: Engine) -> tuple[str, list[int], int]:
     """The prompt with as many of the best passages as fit the context, its tokens, and how many
-    passages it holds. Tokenizing runs in a worker thread: a long prompt never blocks the loop."""
+    passages it holds. Tokenizing runs in a worker thread: a long prompt never blocks the loop.
+
+    All passages usually fit: one tokenization. Otherwise the prompt alone is tried (if it does
+    not fit, no number of passages will) and the number that fits is found by bisection, so a
+    long prompt costs 2 + log2(k) tokenizations, not k + 1."""
     context = engine.context_length
-    for used in range(len(retrieved.hits), 0, -1):
+    hits = len(retrieved.hits)
+
+    async def tokens(used: int) -> tuple[str, list[int]]:
         text = retrieved.prompt_with(prompt, used)
-        ids = await asyncio.to_thread(engine.encode, text)
+        return text, await asyncio.to_thread(engine.encode, text)
+
+    if hits:
+        text, ids = await tokens(hits)
         if len(ids) < context:
-            return text, ids, used
-    ids = await asyncio.to_thread(engine.encode, prompt)
+            return text, ids, hits
+    text, ids = await tokens(0)
     if len(ids) >= context:
         raise InvalidRequest("prompt", f"{len(ids)} tokens do not fit the context of {context}")
-    return prompt, ids, 0
+    best, low, high = (text, ids, 0), 1, hits - 1
+    while low <= high:  # more passages, more tokens: the largest count that fits
+        used = (low + high) // 2
+        text, ids = await tokens(used)
+        if len(ids) < context:
+            best, low = (text, ids, used), used + 1
+        else:
+            high = used - 1
+    return best

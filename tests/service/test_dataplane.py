@@ -90,6 +90,28 @@ def test_a_prompt_over_the_context_is_refused_by_field():
         asyncio.run(collect(plane, GenerateCall(prompt="hello")))
 
 
+def test_passages_are_fitted_with_few_tokenizations():
+    from lethe.retrieval.augment import RetrievalPolicy
+    from lethe.retrieval.passages import Hit, Passage
+    from lethe.service.dataplane import _fit
+    from lethe.service.rag import Retrieved
+
+    passages = [Passage(id=f"d{i}#0", doc_id=f"d{i}", text="p" * 9, start=0, end=9) for i in range(100)]
+    retrieved = Retrieved(RetrievalPolicy(index="i", k=100), tuple(Hit(p, 0.5) for p in passages))
+    engine = CountingEngine(context=1_100)  # one token per character
+    for prompt, most in (("q" * 10, 1), ("q" * 500, 9), ("q" * 1_090, 9)):
+        engine.encodes.clear()
+        text, ids, used = asyncio.run(_fit(prompt, retrieved, engine))
+        # The most passages that fit, as when every count was tried from 100 down.
+        assert used == max(u for u in range(101) if len(retrieved.prompt_with(prompt, u)) < 1_100)
+        assert text == retrieved.prompt_with(prompt, used) and ids == [ord(c) for c in text]
+        assert len(engine.encodes) <= most  # all; then the prompt alone and a bisection of 1..99
+    engine.encodes.clear()
+    with pytest.raises(InvalidRequest, match=r"^prompt:"):
+        asyncio.run(_fit("q" * 1_100, retrieved, engine))
+    assert len(engine.encodes) == 2  # too long alone: no count of passages is tried
+
+
 def test_bad_sampling_is_refused_before_the_engine_runs():
     engine = CountingEngine()
     plane, metrics = plane_with(engine)
