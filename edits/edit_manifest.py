@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lethe.edits.architectures import Projection
 from lethe.edits.atomic import atomic_write_text
-from lethe.edits.errors import InvalidArgument
+from lethe.edits.errors import InvalidArgument, explain
 from lethe.edits.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,7 @@ class EditManifest(_Frozen):
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc']) or '(top level)'}: {issue['msg']}"
-                for issue in error.errors()
-            )
-            raise InvalidArgument(f"{path} is not a valid Lethe edit manifest: {problems}") from None
+            raise InvalidArgument(f"{path} is not a valid Lethe edit manifest: {explain(error)}") from None
 
     def write(self, directory: Path) -> Path:
         """Write `lethe_edit.json` into `directory` (atomically) and return its path.

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lethe.edits.architectures import Projection
-from lethe.edits.errors import InvalidArgument, NotFound
+from lethe.edits.errors import InvalidArgument, NotFound, explain
 
 
 class BlockOverride(BaseModel):
@@ -49,11 +49,7 @@ class Recipe(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc']) or 'recipe'}: {issue['msg']}"
-                for issue in error.errors()
-            )
-            raise InvalidArgument(f"{source} is invalid: {problems}") from None
+            raise InvalidArgument(f"{source} is invalid: {explain(error, top='recipe')}") from None
 
     def targets(self) -> list["EditTarget"]:
         stray = sorted(set(self.overrides) - set(self.blocks))

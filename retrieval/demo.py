@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lethe.edits.errors import explain
 from lethe.retrieval.documents import read_jsonl
 from lethe.retrieval.embedding import Embedder
 from lethe.retrieval.errors import InvalidArgument
@@ -53,9 +54,7 @@ def load_questions(path: Path | None = None) -> list[Question]:
         try:
             questions.append(Question.model_validate(raw))
         except ValidationError as error:
-            fields = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'question'}: {e['msg']}" for e in error.errors()
-            )
+            fields = explain(error, top="question")
             raise InvalidArgument(f"{where}: malformed question: {fields}") from None
     if not questions:
         raise InvalidArgument(f"{path}: no questions found")

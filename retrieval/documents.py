@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from lethe.edits.errors import problems, shown
 from lethe.retrieval.errors import InvalidArgument, NotFound
-from lethe.retrieval.inputs import load_json, scalar_problem, shown, text_problem
+from lethe.retrieval.inputs import load_json, scalar_problem, text_problem
 from lethe.retrieval.limits import METADATA_DEPTH, DocumentLimits
 
 MetadataValue = str | int | float | bool | None | list[str | int | float | bool]
@@ -117,9 +118,7 @@ class Document(BaseModel):
 
 def _describe(error: ValidationError, where: str, field_paths: bool) -> str:
     parts = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
+    for field, message in problems(error):
         if field_paths:
             parts.append(f"{where}.{field}: {message}" if field else f"{where}: {message}")
         else:

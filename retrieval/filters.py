@@ -8,8 +8,9 @@ the same filters with the same message: `<field>: ...`, naming the key where the
 from collections.abc import Mapping
 from typing import cast
 
+from lethe.edits.errors import shown
 from lethe.retrieval.errors import InvalidArgument
-from lethe.retrieval.inputs import load_json, scalar_problem, shown, text_problem
+from lethe.retrieval.inputs import load_json, scalar_problem, text_problem
 from lethe.retrieval.limits import FILTER_DEPTH, SearchLimits
 from lethe.retrieval.store import MetadataFilter
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from lethe.edits.errors import shown
 from lethe.retrieval.chunking import ChunkerConfig, chunk_documents
 from lethe.retrieval.documents import Document
 from lethe.retrieval.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
@@ -24,7 +25,7 @@ from lethe.retrieval.errors import (
     NotFound,
 )
 from lethe.retrieval.filters import check_filter
-from lethe.retrieval.inputs import shown, text_problem
+from lethe.retrieval.inputs import text_problem
 from lethe.retrieval.limits import SearchLimits
 from lethe.retrieval.manifest import PASSAGES, VECTORS, EmbedderInfo, Manifest
 from lethe.retrieval.passages import Hit, Passage

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lethe.edits.errors import explain
 from lethe.retrieval.chunking import ChunkerConfig
 from lethe.retrieval.documents import load_documents, read_jsonl
 from lethe.retrieval.errors import InvalidArgument
@@ -159,6 +160,4 @@ def describe_index(index: Path) -> dict[str, Any]:
 
 
 def _pydantic_message(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}" for item in error.errors()
-    )
+    return explain(error, top="value")

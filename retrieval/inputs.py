@@ -10,7 +10,7 @@ something other than a `LetheError`:
   encoded as UTF-8, so SQLite, the tokenizer and gRPC's trailers all fail on it) are refused;
 - `NaN`, `Infinity`, numbers that overflow a float and integers outside SQLite's 64-bit range are
   refused (SQLite's JSON functions reject `NaN`; it cannot bind a larger integer);
-- values echoed back in a message are cut to `SHOWN_CHARS` characters.
+- values echoed back in a message go through `lethe.edits.errors.shown` (cut to 200 characters).
 """
 
 import json
@@ -20,20 +20,9 @@ from typing import Any
 
 from lethe.retrieval.errors import InvalidArgument
 
-SHOWN_CHARS = 200
-"""At most this many characters of a client's value are repeated in an error message."""
-
 INT64 = (-(2**63), 2**63 - 1)
 
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-
-
-def shown(value: object, limit: int = SHOWN_CHARS) -> str:
-    """`repr(value)` for a message, cut to about `limit` characters (a 100 KB key is not echoed)."""
-    if isinstance(value, str) and len(value) > limit:
-        return repr(value[:limit]) + f"... ({len(value)} characters)"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def text_problem(value: str, *, allow_nul: bool = False) -> str | None:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lethe.edits.errors import shorten
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.service.config import VariantSpec
 from lethe.service.engines.base import Engine, MemoryReport
-from lethe.service.errors import ShuttingDown, UnknownVariant, VariantExists, VariantUnavailable, shorten
+from lethe.service.errors import ShuttingDown, UnknownVariant, VariantExists, VariantUnavailable
 
 if TYPE_CHECKING:
     from lethe.edits.edit_manifest import EditManifest

@@ -18,8 +18,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from lethe.edits.errors import explain
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.retrieval.index import SearchLimits
+from lethe.retrieval.limits import DocumentLimits
 from lethe.service.engines.options import EngineName, EngineOptions, options_model
 from lethe.service.errors import InvalidRequest
 
@@ -151,8 +153,9 @@ class ServeSettings(BaseSettings):
     # With no variants and no indexes configured: serve the demo fact index (built under
     # LETHE_HOME on first start) and a `NAME+rag` alias of every discovered pruned variant.
     demo_index: bool = True
-    # Most documents one AddDocuments call may carry.
+    # Most documents one AddDocuments call may carry, and the bounds on each of them.
     max_documents_per_add: int = Field(10_000, ge=1)
+    document_limits: DocumentLimits = Field(default_factory=DocumentLimits)
     default_max_tokens: int = Field(64, ge=1)
     max_tokens_limit: int = Field(1024, ge=1)
     # Request bounds, checked before any heavy work (a prompt longer than this is refused before
@@ -200,7 +203,7 @@ class ServeSettings(BaseSettings):
         try:
             return options_model(engine).model_validate(values)
         except ValidationError as error:
-            raise InvalidRequest(f"variants.{spec.name}.options", _explain(error)) from None
+            raise InvalidRequest(f"variants.{spec.name}.options", explain(error)) from None
 
     def check_secrets(self) -> None:
         """Read the token and TLS files now (an unreadable or empty one is an InvalidRequest), as
@@ -284,14 +287,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> ServeSet
     try:
         return ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
-        raise InvalidRequest("config", _explain(error)) from None
+        raise InvalidRequest("config", explain(error)) from None
     finally:
         _YAML_FILE.reset(token)
 
-
-def _explain(error: Any) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)

@@ -9,8 +9,9 @@ outside the roots.
 
 from pathlib import Path
 
+from lethe.edits.errors import shorten
 from lethe.service.config import ServeSettings, VariantSpec
-from lethe.service.errors import InvalidRequest, UnknownVariant, shorten
+from lethe.service.errors import InvalidRequest, UnknownVariant
 
 ROOTS_HELP = "LETHE_HOME/checkpoints, LETHE_HOME/models or a directory in `variant_roots`"
 

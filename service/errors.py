@@ -5,16 +5,6 @@ No gRPC here: the adapters map each error's `kind` to a status in one table (`le
 
 from lethe.edits.errors import ErrorKind, LetheError
 
-SHOWN_CHARS = 200
-"""At most this many characters of a client's value are repeated in an error message: gRPC
-refuses trailers over 16 KiB, so a message echoing a long value whole would reach the client as
-RESOURCE_EXHAUSTED instead of its real status."""
-
-
-def shorten(value: str, limit: int = SHOWN_CHARS) -> str:
-    """`value` cut to `limit` characters for a message (the cut says how long it was)."""
-    return value if len(value) <= limit else value[:limit] + f"... ({len(value)} characters)"
-
 
 class ServiceError(LetheError):
     """Base class of the service's own errors; the message is shown to the client."""

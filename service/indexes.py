@@ -10,11 +10,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from lethe.edits.errors import LetheError
+from lethe.edits.errors import LetheError, shown
 from lethe.retrieval.documents import Document
 from lethe.retrieval.errors import NotFound
 from lethe.retrieval.index import ChangeResult, IndexInfo, KnowledgeIndex
-from lethe.retrieval.inputs import shown, text_problem
+from lethe.retrieval.inputs import text_problem
 from lethe.retrieval.limits import SearchLimits
 from lethe.retrieval.passages import Hit
 from lethe.retrieval.store import MetadataFilter

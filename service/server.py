@@ -105,7 +105,8 @@ class LetheServer:
         admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.variants, self.catalog), server)
         retrieval_pb2_grpc.add_RetrievalServicer_to_server(RetrievalServicer(self.indexes), server)
         retrieval_pb2_grpc.add_RetrievalAdminServicer_to_server(
-            RetrievalAdminServicer(self.indexes, settings.max_documents_per_add), server
+            RetrievalAdminServicer(self.indexes, settings.max_documents_per_add, settings.document_limits),
+            server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

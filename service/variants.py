@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lethe.edits.errors import LetheError
+from lethe.edits.errors import LetheError, shorten
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.service.catalog import Catalog, Lifecycle, Variant
 from lethe.service.config import ServeSettings, VariantSpec
@@ -27,7 +27,6 @@ from lethe.service.errors import (
     VariantInUse,
     VariantLoadFailed,
     VariantUnavailable,
-    shorten,
 )
 
 if TYPE_CHECKING:

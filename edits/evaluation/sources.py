@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lethe.edits.errors import InvalidArgument, NotFound
+from lethe.edits.errors import InvalidArgument, NotFound, problems
 
 Kind = Literal["recitation", "rule"]
 """`recitation`: text the model can only produce from memory. `rule`: a sequence it can compute
@@ -40,9 +40,8 @@ def load_sources(path: Path) -> list[SourceText]:
         try:
             source = SourceText.model_validate_json(line)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "row"
-            raise InvalidArgument(f"{path}:{number}: {where}: {first['msg']}") from None
+            where, message = problems(error)[0]
+            raise InvalidArgument(f"{path}:{number}: {where or 'row'}: {message}") from None
         if not source.text.strip():
             raise InvalidArgument(f"{path}:{number}: text: holds only white space")
         if source.id in seen:

@@ -254,12 +254,12 @@ def _request(model_cls: type, **values: object) -> object:
     """Build a pydantic request; validation problems become one CLI error naming each option."""
     from pydantic import ValidationError
 
-    from lethe.edits.errors import InvalidArgument
+    from lethe.edits.errors import InvalidArgument, problems
 
     try:
         return model_cls(**values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"--{str(issue['loc'][0]).replace('_', '-')}: {issue['msg']}" for issue in error.errors()
+        flags = "; ".join(
+            f"--{where.split('.')[0].replace('_', '-')}: {message}" for where, message in problems(error)
         )
-        raise InvalidArgument(problems) from None
+        raise InvalidArgument(flags) from None

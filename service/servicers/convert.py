@@ -7,13 +7,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from lethe.edits.errors import problems, shorten
 from lethe.retrieval.augment import RetrievalPolicy
 from lethe.retrieval.index import IndexInfo
 from lethe.retrieval.passages import Hit
 from lethe.service.catalog import Catalog, Lifecycle, Variant
 from lethe.service.config import VariantSpec
 from lethe.service.engines.options import ENGINE_NAMES
-from lethe.service.errors import InvalidRequest, shorten
+from lethe.service.errors import InvalidRequest
 from lethe.service.gen.lethe.v1 import admin_pb2, common_pb2, inference_pb2, retrieval_pb2
 from lethe.service.protocol import GenerateCall, GenerateChunk, SamplingInput, UsedPassage
 
@@ -78,9 +79,8 @@ def variant_spec_from_proto(request: admin_pb2.LoadVariantRequest) -> VariantSpe
             retrieval=retrieval,
         )
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "name"
-        raise InvalidRequest(field, first["msg"]) from None
+        where, message = problems(error)[0]
+        raise InvalidRequest(where or "name", message) from None
 
 
 def usage_to_proto(chunk: GenerateChunk) -> inference_pb2.Usage:
@@ -159,9 +159,8 @@ def policy_from_proto(message: common_pb2.RetrievalPolicy) -> RetrievalPolicy:
     try:
         return RetrievalPolicy(**fields)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest(f"retrieval.{where}" if where else "retrieval", first["msg"]) from None
+        where, message = problems(error)[0]
+        raise InvalidRequest(f"retrieval.{where}" if where else "retrieval", message) from None
 
 
 def passage_to_proto(hit: Hit) -> retrieval_pb2.Passage:

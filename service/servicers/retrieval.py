@@ -5,9 +5,9 @@ import asyncio
 import threading
 from typing import Any
 
+from lethe.edits.errors import shown
 from lethe.retrieval.documents import Document, parse_documents, parse_metadata_json
 from lethe.retrieval.filters import parse_filter_json
-from lethe.retrieval.inputs import shown
 from lethe.retrieval.limits import DocumentLimits
 from lethe.service.errors import InvalidRequest
 from lethe.service.gen.lethe.v1 import retrieval_pb2, retrieval_pb2_grpc

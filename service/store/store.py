@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from lethe.edits.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from lethe.edits.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, explain
 from lethe.service.store import database, migrate, pages
 from lethe.service.store.records import (
     EDIT_JOB_MUTABLE,
@@ -292,8 +292,7 @@ def _changed(model: type[R], row: object, changes: dict[str, Any]) -> R:
     try:
         return model.model_validate({**current, **changes})
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise InvalidArgument(problems) from None
+        raise InvalidArgument(explain(error)) from None
 
 
 def _assign(row: object, record: BaseModel, fields: Iterable[str]) -> None:

@@ -9,9 +9,10 @@ import json
 
 import pytest
 
+from lethe.edits.errors import shown
 from lethe.retrieval.errors import InvalidArgument
 from lethe.retrieval.filters import check_filter, parse_filter_json
-from lethe.retrieval.inputs import json_depth, load_json, shown, text_problem
+from lethe.retrieval.inputs import json_depth, load_json, text_problem
 from lethe.retrieval.limits import SQLITE_MAX_VARIABLES, SearchLimits
 
 LIMITS = SearchLimits()

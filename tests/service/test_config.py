@@ -123,3 +123,10 @@ def test_engine_options_are_typed_over_the_server_defaults():
         3,
         64,
     )
+
+
+def test_document_limits_are_a_setting():
+    settings = load_settings(None, document_limits={"max_text_chars": 100})
+    assert settings.document_limits.max_text_chars == 100
+    with pytest.raises(InvalidRequest, match=r"document_limits\.max_text_charz"):
+        load_settings(None, document_limits={"max_text_charz": 100})
