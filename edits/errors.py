@@ -44,9 +44,13 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
 
 
 def problems(error: "ValidationError") -> list[tuple[str, str]]:
-    """(dotted location, message) of each problem pydantic found, without its "Value error, "."""
+    """(dotted location, message) of each problem pydantic found, without its "Value error, ";
+    both cut to `SHOWN_CHARS` (a location holds the client's keys, which may be huge)."""
     return [
-        (".".join(str(part) for part in item["loc"]), item["msg"].removeprefix("Value error, "))
+        (
+            shorten(".".join(str(part) for part in item["loc"])),
+            shorten(item["msg"].removeprefix("Value error, ")),
+        )
         for item in error.errors()
     ]
 

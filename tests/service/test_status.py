@@ -37,3 +37,17 @@ def test_anything_else_is_internal_without_leaking_its_message():
 def test_a_method_nothing_implements_is_unimplemented():
     # What a generated servicer base class raises for a method its subclass does not define.
     assert status_for(NotImplementedError("Method not implemented!"))[0] == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_validation_problems_never_echo_a_huge_key():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from lethe.edits.errors import explain
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    with pytest.raises(ValidationError) as error:
+        Strict.model_validate({"k" * 100_000: 1})
+    message = explain(error.value)
+    assert len(message) < 1_000 and "(100000 characters)" in message
