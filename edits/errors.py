@@ -44,12 +44,13 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
 
 
 def problems(error: "ValidationError") -> list[tuple[str, str]]:
-    """(dotted location, message) of each problem pydantic found, without its "Value error, ";
-    both cut to `SHOWN_CHARS` (a location holds the client's keys, which may be huge)."""
+    """(dotted location, message) of each problem pydantic found, without its "Value error, ".
+    The location holds the client's keys, which may be huge: it is cut to `SHOWN_CHARS`; messages
+    (which echo values through `shown` already) only past 2,000 characters."""
     return [
         (
             shorten(".".join(str(part) for part in item["loc"])),
-            shorten(item["msg"].removeprefix("Value error, ")),
+            shorten(item["msg"].removeprefix("Value error, "), 2_000),
         )
         for item in error.errors()
     ]
