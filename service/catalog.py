@@ -134,9 +134,13 @@ class Catalog:
         return next((v.name for v in self._variants.values() if v.source == source and not v.alias_of), None)
 
     # -- changes ------------------------------------------------------------------------------
+    def check_free(self, name: str) -> None:
+        """Raise VariantExists if `name` is taken."""
+        if name in self._variants:
+            raise VariantExists(f"variant {name!r} is already loaded; unload it first")
+
     def add(self, variant: Variant) -> None:
-        if variant.name in self._variants:
-            raise VariantExists(f"variant {variant.name!r} is already loaded; unload it first")
+        self.check_free(variant.name)
         self._variants[variant.name] = variant
         if self.default_name is None:
             self.default_name = variant.name

@@ -126,6 +126,16 @@ class TlsSettings(BaseModel):
     def enabled(self) -> bool:
         return self.cert_file is not None
 
+    def read(self) -> tuple[bytes, bytes, bytes | None]:
+        """(key, certificate, client CA or None), read now; an unreadable file is InvalidRequest."""
+        assert self.cert_file is not None and self.key_file is not None
+        try:
+            key, cert = self.key_file.read_bytes(), self.cert_file.read_bytes()
+            ca = self.client_ca_file.read_bytes() if self.client_ca_file else None
+        except OSError as error:
+            raise InvalidRequest("tls", f"cannot read a TLS file: {error}") from None
+        return key, cert, ca
+
     @model_validator(mode="after")
     def _pair(self) -> "TlsSettings":
         if (self.cert_file is None) != (self.key_file is None):
@@ -210,10 +220,8 @@ class ServeSettings(BaseSettings):
         the server does at start; `lethe serve --check-config` uses it."""
         self.auth.inference.value()
         self.auth.admin.value()
-        for name in ("cert_file", "key_file", "client_ca_file"):
-            path = getattr(self.tls, name)
-            if path is not None and not path.is_file():
-                raise InvalidRequest(f"tls.{name}", f"{path} is not a readable file")
+        if self.tls.enabled:
+            self.tls.read()
 
     @property
     def metrics_bind_host(self) -> str:

@@ -251,13 +251,7 @@ def open_store(settings: ServeSettings) -> Store:
 
 
 def _server_credentials(settings: ServeSettings) -> grpc.ServerCredentials:
-    tls = settings.tls
-    assert tls.cert_file is not None and tls.key_file is not None
-    try:
-        key, cert = tls.key_file.read_bytes(), tls.cert_file.read_bytes()
-        ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
-    except OSError as error:
-        raise InvalidRequest("tls", f"cannot read a TLS file: {error}") from None
+    key, cert, ca = settings.tls.read()
     return grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
     )

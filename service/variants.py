@@ -23,7 +23,6 @@ from lethe.service.errors import (
     ShuttingDown,
     UnknownIndex,
     UnknownVariant,
-    VariantExists,
     VariantInUse,
     VariantLoadFailed,
     VariantUnavailable,
@@ -92,8 +91,7 @@ class VariantManager:
     async def load(self, spec: VariantSpec, *, wait: bool = True) -> Variant:
         if self.catalog.closing:
             raise ShuttingDown("the server is shutting down")
-        if spec.name in self.catalog:
-            raise VariantExists(f"variant {spec.name!r} is already loaded; unload it first")
+        self.catalog.check_free(spec.name)
         if spec.retrieval is not None and self._indexes is not None:
             self._check_policy(spec.name, spec.retrieval, self._indexes)
         if spec.alias_of is not None:
@@ -113,8 +111,7 @@ class VariantManager:
     async def load_requested(self, spec: VariantSpec, *, wait: bool = True) -> Variant:
         """A load a client asked for (Admin): only from the allowed roots, never downloading; when
         waited for, a failure is an error with its status and leaves nothing registered."""
-        if spec.name in self.catalog:
-            raise VariantExists(f"variant {spec.name!r} is already loaded; unload it first")
+        self.catalog.check_free(spec.name)  # before confinement: a taken name is the first answer
         variant = await self.load(confine(spec, self.settings), wait=wait)
         if wait and variant.lifecycle is Lifecycle.FAILED:
             self.catalog.remove(variant.name)

@@ -95,10 +95,6 @@ class Engine(abc.ABC):
     def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Stream the completion. Raises `QueueFull` before the first chunk when saturated."""
 
-    def count_tokens(self, text: str) -> int:
-        """Number of prompt tokens `text` encodes to (for the context-length check)."""
-        return len(self.encode(text))
-
     @property
     @abc.abstractmethod
     def context_length(self) -> int:

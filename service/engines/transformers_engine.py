@@ -161,9 +161,12 @@ class TransformersEngine(Engine):
         model, tokenizer = load_model(path, getattr(torch, options.dtype), options.torch_device())
         return cls(model, tokenizer, options, **kw)
 
+    def _dead(self) -> EngineDead:
+        return EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped")
+
     async def check_health(self) -> None:
         if not self._thread.is_alive() and not self._closed:
-            raise EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped")
+            raise self._dead()
 
     # -- Engine interface -------------------------------------------------------------------
     @property
@@ -230,7 +233,7 @@ class TransformersEngine(Engine):
             if self._closed:
                 raise ShuttingDown("the engine is shutting down")
             if not self._thread.is_alive():
-                raise EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped")
+                raise self._dead()
             # Cancelled and finished rows count as free: the worker drops them before admitting.
             running = sum(not (s.done or s.cancelled) for s in self._batch.slots)
             waiting = sum(not s.cancelled for s in self._waiting)
@@ -250,7 +253,7 @@ class TransformersEngine(Engine):
             self._serve()
         except BaseException:  # a bug in the loop itself: no request may wait forever
             log.exception("engine %s: the worker stopped", self._label)
-            self._abort_all(EngineDead(f"variant {self._label!r}: the engine's worker thread has stopped"))
+            self._abort_all(self._dead())
 
     def _serve(self) -> None:
         torch.set_grad_enabled(False)
